@@ -1,0 +1,63 @@
+"""Shared fixtures. Tiers: unit (no model), integration (tiny models, cached per session),
+e2e (the real CLI). Models are built into $WORKBENCH_CACHE, so a second run reuses them."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+# A small world and a short recipe: enough to learn the facts, seconds to train.
+SMALL = "people=40&attributes=3&steps=600"
+
+
+def _load(spec):
+    from workbench.models import load
+
+    return load(spec, progress=False)
+
+
+@pytest.fixture(scope="session")
+def small_dense():
+    return _load(f"testbed:dense?{SMALL}")
+
+
+@pytest.fixture(scope="session")
+def small_moe():
+    return _load(f"testbed:moe?{SMALL}")
+
+
+@pytest.fixture(scope="session")
+def default_dense():
+    return _load("testbed:dense")
+
+
+@pytest.fixture(scope="session")
+def default_dense_oracle(default_dense):
+    return _load(default_dense.oracle_spec)
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    return _load("smollm2-135m-instruct")
+
+
+_SESSION_MODELS = ("small_dense", "small_moe", "default_dense", "default_dense_oracle", "smollm2")
+
+
+def _hooks(module: torch.nn.Module) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+               for m in module.modules())
+
+
+@pytest.fixture(autouse=True)
+def no_hook_left_behind(request):
+    """No test may leave a hook on a shared model (hooks live inside scoped sessions)."""
+    before = {n: _hooks(request.getfixturevalue(n).model) for n in _SESSION_MODELS
+              if n in request.fixturenames}
+    yield
+    for name, count in before.items():
+        after = _hooks(request.getfixturevalue(name).model)
+        assert after == count, f"{request.node.name} left {after - count} hook(s) on {name}"

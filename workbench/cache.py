@@ -1,0 +1,89 @@
+"""The on-disk cache: `$WORKBENCH_CACHE` (default `~/.cache/workbench`), content-addressed.
+
+An entry is a directory named `<kind>/<name>-<hash>`. It is built in a temporary sibling
+directory and renamed into place only when complete, and it holds a `COMPLETE` marker
+written last, so a run killed half-way never leaves an entry a later run trusts. A file lock
+per entry keeps two processes from building the same entry at once.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+MARKER = "COMPLETE"
+
+
+def cache_root() -> Path:
+    root = Path(os.environ.get("WORKBENCH_CACHE", Path.home() / ".cache" / "workbench"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def content_hash(obj) -> str:
+    """sha256 of the canonical JSON of `obj` (sorted keys), 16 hex digits."""
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def entry_path(kind: str, name: str, key: str) -> Path:
+    return cache_root() / kind / f"{name}-{key}"
+
+
+def is_complete(path: Path) -> bool:
+    return (path / MARKER).is_file()
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def get_or_build(path: Path, build: Callable[[Path], None]) -> tuple[Path, bool]:
+    """Return (path, built). If the entry is missing, `build(tmp_dir)` fills a temporary
+    directory that is then renamed to `path`. Stale temporary directories are removed."""
+    if is_complete(path):
+        return path, False
+    with _locked(path):
+        if is_complete(path):
+            return path, False
+        for stale in path.parent.glob(f".tmp-{path.name}-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        if path.exists():  # an incomplete entry from some older layout: never trust it
+            shutil.rmtree(path)
+        tmp = path.parent / f".tmp-{path.name}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir(parents=True)
+        try:
+            build(tmp)
+            (tmp / MARKER).write_text("ok\n")
+            os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return path, True
+
+
+def write_json(path: Path, obj) -> None:
+    """Write JSON atomically (temporary file + rename)."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def entries(kind: str) -> list[Path]:
+    base = cache_root() / kind
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.iterdir() if p.is_dir() and is_complete(p))

@@ -1,0 +1,217 @@
+"""The `workbench` command (typer). Bad input ends in one `error: ...` line, exit code 2."""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import time
+from typing import Callable, Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Interpretability-driven unlearning workbench: localise, edit, probe.")
+models_app = typer.Typer(no_args_is_help=True, help="List, prepare and load models.")
+sites_app = typer.Typer(no_args_is_help=True, help="Parse and resolve site addresses.")
+tasks_app = typer.Typer(no_args_is_help=True, help="Show forget tasks.")
+app.add_typer(models_app, name="models")
+app.add_typer(sites_app, name="sites")
+app.add_typer(tasks_app, name="tasks")
+
+
+def _user_errors(fn: Callable) -> Callable:
+    """User mistakes (ValueError, FileNotFoundError) print one clear line, no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (ValueError, FileNotFoundError) as exc:
+            if os.environ.get("WORKBENCH_DEBUG"):
+                raise
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _threads() -> None:
+    import torch
+
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+
+def table(rows: list[dict], columns: list[str] | None = None) -> str:
+    """Plain-text table; floats print with three decimals."""
+    if not rows:
+        return "(empty)"
+    columns = columns or list(rows[0])
+    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else ("" if v is None else str(v))  # noqa: E731
+    cells = [[fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, cells)])
+
+
+# -- models ------------------------------------------------------------------------------
+@models_app.command("list")
+@_user_errors
+def models_list():
+    """Models the workbench knows and what is cached."""
+    from . import cache
+    from .models import ACCEPTED, known_specs
+
+    typer.echo("Known specs: " + ", ".join(known_specs()))
+    typer.echo(f"Accepted forms: {ACCEPTED}")
+    typer.echo(f"Cache: {cache.cache_root()}")
+    rows = []
+    for path in cache.entries("models"):
+        info = json.loads((path / "workbench.json").read_text()) if (path / "workbench.json").is_file() else {}
+        rows.append({"spec": info.get("spec", "?"), "parameters": info.get("parameters"),
+                     "seconds": info.get("train_seconds", info.get("convert_seconds")), "path": str(path)})
+    typer.echo(table(rows, ["spec", "parameters", "seconds", "path"]) if rows else "(nothing cached yet)")
+
+
+@models_app.command("prepare")
+@_user_errors
+def models_prepare(spec: str = typer.Argument(..., help="e.g. testbed:dense, testbed:moe, smollm2-135m-instruct"),
+                   oracle: bool = typer.Option(True, help="also prepare the oracle twin (testbed)")):
+    """Build a model into the cache (and its oracle twin); print its quality floor."""
+    _threads()
+    from .models import load, parse_kind
+
+    kind = parse_kind(spec)
+    t0 = time.time()
+    loaded = load(spec)
+    typer.echo(f"{loaded.spec}: {loaded.n_params:,} parameters at {loaded.path} ({time.time() - t0:.1f} s)")
+    if kind != "testbed":
+        _print_knowledge([loaded], loaded.task())
+        return
+    specs = [loaded]
+    if oracle and loaded.oracle_spec:
+        t0 = time.time()
+        specs.append(load(loaded.oracle_spec))
+        typer.echo(f"{specs[-1].spec}: oracle twin at {specs[-1].path} ({time.time() - t0:.1f} s)")
+    _print_quality(specs)
+
+
+def _print_quality(loaded_models) -> None:
+    from .models.knowledge import chance, knowledge, quality_floor
+    from .tasks.world import World
+
+    full = loaded_models[0]
+    world = World(full.testbed.world)
+    task = world.task()
+    typer.echo(task.summary())
+    tables = [knowledge(m.model, m.tokenizer, task) for m in loaded_models]
+    for m, t in zip(loaded_models, tables):
+        typer.echo(f"\n{m.spec}  (trained in {m.info.get('train_seconds', '?')} s)")
+        typer.echo(_knowledge_rows(t))
+    rows = quality_floor(tables[0], tables[1] if len(tables) > 1 else None, chance(task, "forget", world))
+    typer.echo("\nQuality floor")
+    typer.echo(table([{**r, "ok": {True: "yes", False: "NO", None: ""}[r["ok"]]} for r in rows],
+                     ["metric", "value", "target", "ok"]))
+
+
+def _knowledge_rows(t: dict) -> str:
+    groups = sorted({g for cells in t.values() for g in cells})
+    rows = [{"split": s, **{g: (cells[g].accuracy if g in cells else None) for g in groups},
+             "facts x forms": sum(c.n for c in cells.values())} for s, cells in t.items()]
+    return table(rows, ["split", *groups, "facts x forms"])
+
+
+def _print_knowledge(loaded_models, task) -> None:
+    from .models.knowledge import knowledge
+
+    typer.echo(task.summary())
+    for m in loaded_models:
+        typer.echo(f"\n{m.spec}")
+        typer.echo(_knowledge_rows(knowledge(m.model, m.tokenizer, task)))
+
+
+@models_app.command("load")
+@_user_errors
+def models_load(spec: str):
+    """Load a model and describe it (architecture, size, where it lives)."""
+    _threads()
+    from .models import load
+
+    m = load(spec)
+    typer.echo(f"{m.spec}: {type(m.model).__name__} ({m.arch.name}), {m.n_params:,} parameters, "
+               f"{m.model.config.num_hidden_layers} layers, vocab {len(m.tokenizer)}, at {m.path}")
+
+
+# -- sites / tasks --------------------------------------------------------------------------
+@sites_app.command("parse")
+@_user_errors
+def sites_parse(address: str, model: Optional[str] = typer.Option(None, help="resolve on this model")):
+    """Parse a site address (and resolve it on a model)."""
+    from .sites import Site
+
+    site = Site.parse(address)
+    typer.echo(f"{site}  kind={site.kind} layer={site.layer} component={site.component}")
+    if model:
+        from .models import load
+        from .models.arch import resolve
+
+        m = load(model)
+        r = resolve(site, m.model)
+        for p in r.params:
+            typer.echo(f"  param {p.name}{list(p.index)} shape {tuple(p.view(m.model).shape)}")
+        if r.module:
+            typer.echo(f"  activation: {r.io} of {r.module}" + (f" [..., {r.act_index[0]}]" if r.act_index else ""))
+
+
+@tasks_app.command("show")
+@_user_errors
+def tasks_show(model: str = typer.Option("testbed:dense", help="the model whose default task to show"),
+               examples: int = typer.Option(2, help="facts per split to render")):
+    """Show a model's default forget task: splits and every surface form of a few facts."""
+    from .models import parse_kind, testbed
+    from .tasks.realworld import real_task
+    from .tasks.world import World
+
+    task = World(testbed.TestbedSpec.parse(model).world).task() if parse_kind(model) == "testbed" else real_task()
+    typer.echo(task.summary())
+    for split in ("forget", "retain", "neighbour"):
+        for fact in task.facts(split)[:examples]:
+            typer.echo(f"\n[{split}] {fact.subject} / {fact.relation} = {fact.answer}")
+            for form in task.forms:
+                ex = task.render(fact, form)
+                typer.echo(f"  {form:12s} {'trained' if ex.trained else 'held-out':9s} {ex.prompt} -> {ex.answer}")
+
+
+# -- demo ---------------------------------------------------------------------------------
+@app.command()
+@_user_errors
+def demo(smollm2: bool = typer.Option(True, help="include SmolLM2-135M-Instruct")):
+    """The main job on the embedded default: prepare the testbed models and their oracles,
+    load SmolLM2, and print what each model knows."""
+    _threads()
+    from .models import load
+
+    t0 = time.time()
+    for arch in ("dense", "moe"):
+        typer.echo(f"\n=== testbed:{arch} and its oracle twin ===")
+        full = load(f"testbed:{arch}")
+        _print_quality([full, load(full.oracle_spec)])
+    if smollm2:
+        from .tasks.realworld import real_task, usable_task
+
+        typer.echo("\n=== smollm2-135m-instruct on the real-knowledge task ===")
+        m = load("smollm2-135m-instruct")
+        full_task = real_task()
+        usable = usable_task(m)
+        typer.echo(f"usable facts (answered exactly in the main prompt form): "
+                   f"{len(usable.all_facts)} of {len(full_task.all_facts)}")
+        _print_knowledge([m], usable)
+    typer.echo(f"\ndemo finished in {time.time() - t0:.0f} s")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

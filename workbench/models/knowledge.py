@@ -1,0 +1,97 @@
+"""What a model knows: exact-answer accuracy per split and surface-form group, and the
+testbed quality floor (full model vs oracle) that `workbench models prepare` prints.
+
+Groups: `trained` (every (fact, form) pair the training data held), `heldout_qa` (question
+and cloze forms of people whose question forms were never trained), `unseen_para` (the
+paraphrase no one was trained on), `mcq` (multiple choice, best option), and, for tasks with
+no training record (real models), one group per form.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..tasks.task import SPLITS, ForgetTask
+from .scoring import accuracy, score_examples
+
+
+@dataclass(frozen=True)
+class Cell:
+    accuracy: float
+    n: int
+
+
+def knowledge(model, tokenizer, task: ForgetTask, splits=SPLITS, batch_size: int = 128) -> dict:
+    """{split: {group: Cell}}."""
+    out: dict[str, dict[str, Cell]] = {}
+    for split in splits:
+        examples = list(task.examples(split))
+        scores = score_examples(model, tokenizer, examples, batch_size)
+        groups: dict[str, list] = {}
+        for ex, sc in zip(examples, scores):
+            if ex.kind == "mcq":
+                groups.setdefault("mcq", []).append((sc, True))
+                continue
+            if task.trained is None:
+                groups.setdefault(ex.form, []).append((sc, False))
+            elif ex.trained:
+                groups.setdefault("trained", []).append((sc, False))
+            elif ex.kind in ("qa", "cloze"):
+                groups.setdefault("heldout_qa", []).append((sc, False))
+            else:
+                groups.setdefault("unseen_para", []).append((sc, False))
+        out[split] = {
+            g: Cell(accuracy([s for s, _ in items], multiple_choice=items[0][1]), len(items))
+            for g, items in groups.items()
+        }
+    return out
+
+
+def chance(task: ForgetTask, split: str = "forget", world=None) -> float:
+    """Exact-answer chance level: mean over facts of 1/|values of the relation|."""
+    facts = task.facts(split)
+    if world is None or not facts:
+        return float("nan")
+    sizes = {a.name: len(a.values) for a in world.attributes}
+    return sum(1 / sizes[f.relation] for f in facts) / len(facts)
+
+
+# -- the testbed quality floor --------------------------------------------------------------
+FLOOR = (
+    ("full trained forms (all splits)", "trained", ">= 0.95"),
+    ("full held-out question/cloze", "heldout_qa", ">= 0.90"),
+    ("full unseen paraphrase", "unseen_para", "reported (>= 0.40)"),
+    ("full multiple choice", "mcq", ">= 0.90"),
+)
+
+
+def _pooled(table: dict, group: str, splits=SPLITS) -> float:
+    cells = [table[s][group] for s in splits if group in table[s]]
+    n = sum(c.n for c in cells)
+    return sum(c.accuracy * c.n for c in cells) / n if n else float("nan")
+
+
+def _answerable(table: dict, split: str) -> float:
+    """Accuracy over every non-MCQ form of a split (trained or not)."""
+    cells = [c for g, c in table[split].items() if g != "mcq"]
+    n = sum(c.n for c in cells)
+    return sum(c.accuracy * c.n for c in cells) / n
+
+
+def quality_floor(full: dict, oracle: dict | None, chance_level: float) -> list[dict]:
+    """Rows (metric, value, target, ok) comparing the full model with its oracle."""
+    rows = []
+    for label, group, target in FLOOR:
+        v = _pooled(full, group)
+        ok = None if target.startswith("reported") else v >= float(target.split()[-1])
+        if target.startswith("reported"):
+            ok = v >= 0.40
+        rows.append({"metric": label, "value": v, "target": target, "ok": ok})
+    if oracle is not None:
+        of = _answerable(oracle, "forget")
+        rows.append({"metric": "oracle forget accuracy (all forms)", "value": of,
+                     "target": f"within 0.05 of chance {chance_level:.3f}",
+                     "ok": abs(of - chance_level) <= 0.05})
+        fr, orr = _pooled(full, "trained", ("retain", "neighbour")), _pooled(oracle, "trained", ("retain", "neighbour"))
+        rows.append({"metric": "oracle retain accuracy (trained forms)", "value": orr,
+                     "target": f"within 0.02 of full {fr:.3f}", "ok": abs(orr - fr) <= 0.02})
+    return rows

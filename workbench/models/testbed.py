@@ -1,0 +1,153 @@
+"""Testbed models: tiny Llama (dense) and Mixtral (MoE) models trained here on the testbed
+world, each with an oracle twin trained the same way on everything except the forget set.
+
+Spec: `testbed:<dense|moe>[?key=value&...]` with world keys (seed, people, attributes,
+forget, neighbours) and model keys (oracle, train_seed, steps). The bare spec is the default
+world of the demo. Trained weights are built into the cache, keyed by a content hash of the
+whole recipe, never committed.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+import torch
+from transformers import AutoModelForCausalLM, LlamaConfig, MixtralConfig, PreTrainedTokenizerFast
+
+from .. import cache
+from ..tasks.world import World, WorldConfig
+from .tokenizer import build_tokenizer
+from .train import TrainConfig, train_lm
+
+RECIPE_VERSION = 1
+ARCHS = ("dense", "moe")
+_BASE = dict(
+    hidden_size=128, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4,
+    max_position_embeddings=64, tie_word_embeddings=False, rms_norm_eps=1e-6,
+    attn_implementation="eager",
+)
+MODEL_CONFIGS = {
+    "dense": (LlamaConfig, dict(_BASE, intermediate_size=512)),
+    "moe": (MixtralConfig, dict(_BASE, intermediate_size=256, num_local_experts=4,
+                                num_experts_per_tok=2, output_router_logits=True,
+                                router_aux_loss_coef=0.02)),
+}
+TRAIN_CONFIGS = {"dense": TrainConfig(), "moe": TrainConfig()}
+_WORLD_KEYS = {f.name: f.type for f in fields(WorldConfig)}
+_MODEL_KEYS = ("oracle", "train_seed", "steps")
+
+
+@dataclass(frozen=True)
+class TestbedSpec:
+    arch: str
+    world: WorldConfig = field(default_factory=WorldConfig)
+    oracle: bool = False
+    train_seed: int = 0
+    steps: int | None = None
+
+    __test__ = False  # not a pytest class
+
+    @classmethod
+    def parse(cls, text: str) -> "TestbedSpec":
+        accepted = "testbed:dense or testbed:moe, optionally ?" + "&".join(
+            f"{k}=..." for k in (*_WORLD_KEYS, *_MODEL_KEYS))
+        body = text[len("testbed:"):] if text.startswith("testbed:") else None
+        if not body:
+            raise ValueError(f"model spec {text!r}: expected {accepted}")
+        arch, _, query = body.partition("?")
+        if arch not in ARCHS:
+            raise ValueError(f"model spec {text!r}: unknown testbed {arch!r}; expected {accepted}")
+        world, model = {}, {}
+        for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)) if query else []:
+            try:
+                if key in _WORLD_KEYS:
+                    world[key] = float(value) if key in ("forget", "neighbours") else int(value)
+                elif key == "oracle":
+                    if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                        raise ValueError
+                    model[key] = value.lower() in ("1", "true", "yes")
+                elif key in _MODEL_KEYS:
+                    model[key] = int(value)
+                else:
+                    raise KeyError(key)
+            except KeyError:
+                raise ValueError(f"model spec {text!r}: unknown option {key!r}; expected {accepted}") from None
+            except ValueError:
+                raise ValueError(f"model spec {text!r}: bad value {value!r} for {key!r}") from None
+        try:
+            return cls(arch, WorldConfig(**world), **model)
+        except ValueError as exc:
+            raise ValueError(f"model spec {text!r}: {exc}") from None
+
+    def __str__(self) -> str:
+        default = WorldConfig()
+        parts = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                 for k, v in asdict(self.world).items() if v != getattr(default, k)]
+        if self.oracle:
+            parts.append("oracle=1")
+        if self.train_seed:
+            parts.append(f"train_seed={self.train_seed}")
+        if self.steps is not None:
+            parts.append(f"steps={self.steps}")
+        return f"testbed:{self.arch}" + ("?" + "&".join(parts) if parts else "")
+
+    def twin(self, oracle: bool = True, train_seed: int | None = None) -> "TestbedSpec":
+        return replace(self, oracle=oracle, train_seed=self.train_seed if train_seed is None else train_seed)
+
+    @property
+    def train_config(self) -> TrainConfig:
+        base = TRAIN_CONFIGS[self.arch]
+        return replace(base, steps=self.steps) if self.steps is not None else base
+
+    def recipe(self) -> dict:
+        cls, kwargs = MODEL_CONFIGS[self.arch]
+        return {
+            "recipe_version": RECIPE_VERSION, "arch": self.arch, "config_class": cls.__name__,
+            "model": kwargs, "world": self.world.to_dict(), "oracle": self.oracle,
+            "train_seed": self.train_seed, "train": self.train_config.to_dict(),
+        }
+
+    @property
+    def cache_path(self) -> Path:
+        name = f"testbed-{self.arch}" + ("-oracle" if self.oracle else "")
+        return cache.entry_path("models", name, cache.content_hash(self.recipe()))
+
+
+def _build(spec: TestbedSpec, out: Path, progress: bool) -> None:
+    world = World(spec.world)
+    tok = build_tokenizer(world.vocabulary(), out)
+    cls, kwargs = MODEL_CONFIGS[spec.arch]
+    config = cls(vocab_size=len(tok), pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+                 eos_token_id=tok.eos_token_id, **kwargs)
+    torch.manual_seed(spec.train_seed)
+    model = AutoModelForCausalLM.from_config(config)
+    texts = world.corpus(include_forget=not spec.oracle)
+    seqs = [tok(t)["input_ids"] + [tok.eos_token_id] for t in texts]
+    unk = sum(s.count(tok.unk_token_id) for s in seqs)
+    if unk:
+        raise RuntimeError(f"testbed tokenizer produced {unk} unknown tokens: vocabulary is incomplete")
+    t0 = time.time()
+    losses = train_lm(model, seqs, tok.pad_token_id, spec.train_config, seed=spec.train_seed,
+                      desc=f"train {spec}", progress=progress)
+    seconds = time.time() - t0
+    model.save_pretrained(out)
+    cache.write_json(out / "workbench.json", {
+        "spec": str(spec), "recipe": spec.recipe(), "train_seconds": round(seconds, 1),
+        "train_texts": len(texts), "train_tokens": sum(map(len, seqs)),
+        "parameters": sum(p.numel() for p in model.parameters()), "losses": losses,
+    })
+
+
+def prepare(spec: TestbedSpec, progress: bool = True) -> tuple[Path, bool]:
+    """Build the model into the cache if needed; returns (directory, trained_now)."""
+    return cache.get_or_build(spec.cache_path, lambda out: _build(spec, out, progress))
+
+
+def load(spec: TestbedSpec, progress: bool = True):
+    path, _ = prepare(spec, progress)
+    tok = PreTrainedTokenizerFast.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    model.eval()
+    return model, tok, path

@@ -1,0 +1,97 @@
+"""Language-model training for the testbed models: the CPU recipe that makes them learn.
+
+Short texts are batched by length (little padding, no cross-text attention), AdamW with a
+linear warm-up and a cosine decay, loss on every real token. Deterministic for one seed.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import asdict, dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 4000
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 0.1
+    warmup: float = 0.05
+    final_lr_fraction: float = 0.05
+    grad_clip: float = 1.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _batches(seqs: list[list[int]], batch_size: int, rng: random.Random):
+    """Endless stream of batches: per epoch shuffle, sort within windows by length."""
+    while True:
+        order = list(range(len(seqs)))
+        rng.shuffle(order)
+        window = batch_size * 16
+        batches = []
+        for w in range(0, len(order), window):
+            chunk = sorted(order[w : w + window], key=lambda i: len(seqs[i]))
+            batches += [chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size)]
+        rng.shuffle(batches)
+        yield from batches
+
+
+def _collate(seqs, idx, pad_id):
+    width = max(len(seqs[i]) for i in idx)
+    ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(idx), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(idx), width), dtype=torch.long)
+    for r, i in enumerate(idx):
+        s = torch.tensor(seqs[i])
+        ids[r, : len(s)] = s
+        labels[r, : len(s)] = s
+        mask[r, : len(s)] = 1
+    return ids, labels, mask
+
+
+def train_lm(model, seqs: list[list[int]], pad_id: int, cfg: TrainConfig, seed: int,
+             desc: str = "training", progress: bool = True) -> list[float]:
+    """Train `model` in place on token sequences; returns the loss every 50 steps."""
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, betas=(0.9, 0.98),
+    )
+    warm = max(1, int(cfg.warmup * cfg.steps))
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        t = (step - warm) / max(1, cfg.steps - warm)
+        return cfg.final_lr_fraction + (1 - cfg.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * t))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    model.train()
+    losses, running = [], 0.0
+    stream = _batches(seqs, cfg.batch_size, rng)
+    bar = tqdm(range(cfg.steps), desc=desc, disable=not progress, leave=False)
+    for step in bar:
+        ids, labels, mask = _collate(seqs, next(stream), pad_id)
+        # HF shifts the labels; for MoE configs with output_router_logits the loss
+        # includes the router load-balancing term.
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        sched.step()
+        running += loss.item()
+        if (step + 1) % 50 == 0:
+            losses.append(running / 50)
+            bar.set_postfix(loss=f"{running / 50:.3f}")
+            running = 0.0
+    model.eval()
+    return losses

@@ -1,0 +1,147 @@
+"""ForgetTask: facts split into forget / retain / neighbour, rendered in surface forms.
+
+A `Fact` is (subject, relation, answer, distractors). A `Form` is one way of asking for a
+fact (a declarative paraphrase, a question, a cloze, a multiple choice). Rendering a fact
+in a form gives an `Example`: the prompt that ends right before the answer, the answer, the
+options (for multiple choice) and whether this (fact, form) pair was in the training data.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterable, Iterator
+
+SPLITS = ("forget", "retain", "neighbour")
+FORM_KINDS = ("declarative", "qa", "cloze", "mcq")
+
+
+@dataclass(frozen=True)
+class Fact:
+    subject: str
+    relation: str
+    answer: str
+    distractors: tuple[str, ...]
+    topic: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.subject}|{self.relation}"
+
+
+@dataclass(frozen=True)
+class Form:
+    """One surface form. `templates` maps relation -> template with {subject} and, for
+    multiple choice, {options}; the answer follows the template after one space."""
+
+    name: str
+    kind: str
+    templates: dict[str, str] = field(hash=False, compare=True)
+
+    def __post_init__(self):
+        if self.kind not in FORM_KINDS:
+            raise ValueError(f"form kind {self.kind!r}: expected one of {', '.join(FORM_KINDS)}")
+
+
+@dataclass(frozen=True)
+class Example:
+    fact: Fact
+    form: str
+    kind: str
+    prompt: str
+    answer: str
+    options: tuple[str, ...] = ()
+    trained: bool = False
+
+    @property
+    def text(self) -> str:
+        return f"{self.prompt} {self.answer}"
+
+
+@dataclass
+class ForgetTask:
+    """Facts in three disjoint splits and the forms to render them in.
+
+    `trained(fact, form)` says whether the training data of the (full) model holds that
+    pair; it is `None` for real models whose training data is unknown.
+    """
+
+    name: str
+    splits: dict[str, list[Fact]]
+    forms: dict[str, Form]
+    trained: Callable[[Fact, Form], bool] | None = None
+    lexicon: tuple[str, ...] = ()
+    description: str = ""
+    option_seed: int = 0
+
+    def __post_init__(self):
+        unknown = set(self.splits) - set(SPLITS)
+        if unknown:
+            raise ValueError(f"split {sorted(unknown)[0]!r}: expected one of {', '.join(SPLITS)}")
+        for s in SPLITS:
+            self.splits.setdefault(s, [])
+
+    # -- access -------------------------------------------------------------------------
+    def facts(self, split: str) -> list[Fact]:
+        if split not in SPLITS:
+            raise ValueError(f"split {split!r}: expected one of {', '.join(SPLITS)}")
+        return self.splits[split]
+
+    @property
+    def all_facts(self) -> list[Fact]:
+        return [f for s in SPLITS for f in self.splits[s]]
+
+    def form(self, name: str) -> Form:
+        if name not in self.forms:
+            raise ValueError(f"form {name!r}: expected one of {', '.join(self.forms)}")
+        return self.forms[name]
+
+    def render(self, fact: Fact, form: Form | str) -> Example:
+        form = self.form(form) if isinstance(form, str) else form
+        template = form.templates.get(fact.relation)
+        if template is None:
+            raise ValueError(f"form {form.name!r} has no template for relation {fact.relation!r}")
+        options: tuple[str, ...] = ()
+        fill = {"subject": fact.subject}
+        if form.kind == "mcq":
+            options = mcq_options(fact, self.option_seed)
+            fill["options"] = " , ".join(options)
+        trained = bool(self.trained(fact, form)) if self.trained is not None else False
+        return Example(fact, form.name, form.kind, template.format(**fill), fact.answer, options, trained)
+
+    def examples(self, split: str, forms: Iterable[str] | None = None) -> Iterator[Example]:
+        names = list(forms) if forms is not None else list(self.forms)
+        for fact in self.facts(split):
+            for name in names:
+                form = self.form(name)
+                if fact.relation in form.templates:
+                    yield self.render(fact, form)
+
+    def forms_of(self, kind: str) -> list[str]:
+        return [n for n, f in self.forms.items() if f.kind == kind]
+
+    # -- identity -------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "splits": {s: [asdict(f) for f in fs] for s, fs in self.splits.items()},
+            "forms": {n: {"kind": f.kind, "templates": f.templates} for n, f in self.forms.items()},
+            "lexicon": list(self.lexicon),
+        }
+
+    @property
+    def content_hash(self) -> str:
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def summary(self) -> str:
+        n = {s: len(self.splits[s]) for s in SPLITS}
+        return f"{self.name}: " + ", ".join(f"{k} {v} facts" for k, v in n.items())
+
+
+def mcq_options(fact: Fact, seed: int = 0) -> tuple[str, ...]:
+    """Answer plus three distractors in an order fixed by the fact and the seed."""
+    options = [fact.answer, *fact.distractors[:3]]
+    digest = hashlib.sha256(f"{seed}|{fact.key}".encode()).digest()
+    keyed = sorted(range(len(options)), key=lambda i: digest[i])
+    return tuple(options[i] for i in keyed)
