@@ -17,9 +17,9 @@ from ..sites import (ExpertSite, HeadSite, HookSite, NeuronSite, RouterSite, SAE
 
 # A slice rule: how a unit's index selects part of a parameter.
 #   ("rows", n) -> rows  [i*n:(i+1)*n];   ("cols", n) -> columns [:, i*n:(i+1)*n]
+#   ("kv_rows", n) -> rows of key/value head i // (n_heads / n_kv_heads)
 #   ("index",)  -> first axis [i];        ("all",)    -> the whole tensor
 #   ("rows_of", k, n) -> inside the first axis [i], rows [k*n:(k+1)*n]
-_SIZES = ("head_dim", "d_mlp", "one")
 
 
 @dataclass(frozen=True)
@@ -40,14 +40,15 @@ class ArchTable:
             "head_dim": getattr(config, "head_dim", None) or config.hidden_size // heads,
             "d_model": config.hidden_size, "d_mlp": config.intermediate_size,
             "n_experts": getattr(config, "num_local_experts", 0) or 0, "one": 1,
+            "kv_group": heads // (getattr(config, "num_key_value_heads", None) or heads),
         }
 
 
 _ATTN = "model.layers.{L}.self_attn"
 _HEAD_PARAMS = (
     (f"{_ATTN}.q_proj.weight", ("rows", "head_dim")),
-    (f"{_ATTN}.k_proj.weight", ("rows", "head_dim")),
-    (f"{_ATTN}.v_proj.weight", ("rows", "head_dim")),
+    (f"{_ATTN}.k_proj.weight", ("kv_rows", "head_dim")),  # grouped-query attention:
+    (f"{_ATTN}.v_proj.weight", ("kv_rows", "head_dim")),  # head i reads kv head i // group
     (f"{_ATTN}.o_proj.weight", ("cols", "head_dim")),
 )
 _COMMON_WEIGHTS = {
@@ -174,6 +175,9 @@ def _slice(rule: tuple, i: int, sizes: dict[str, int]) -> tuple:
     if kind == "rows":
         n = sizes[rule[1]]
         return (slice(i * n, (i + 1) * n),)
+    if kind == "kv_rows":
+        n, j = sizes[rule[1]], i // sizes["kv_group"]
+        return (slice(j * n, (j + 1) * n),)
     if kind == "cols":
         n = sizes[rule[1]]
         return (slice(None), slice(i * n, (i + 1) * n))

@@ -102,8 +102,12 @@ class TestbedSpec:
         return replace(base, steps=self.steps) if self.steps is not None else base
 
     def recipe(self) -> dict:
+        """Everything the trained weights depend on; its hash keys the cache entry."""
         cls, kwargs = MODEL_CONFIGS[self.arch]
+        world = World(self.world)
         return {
+            "task": world.task().content_hash,
+            "vocabulary": cache.content_hash(world.vocabulary()),
             "recipe_version": RECIPE_VERSION, "arch": self.arch, "config_class": cls.__name__,
             "model": kwargs, "world": self.world.to_dict(), "oracle": self.oracle,
             "train_seed": self.train_seed, "train": self.train_config.to_dict(),
