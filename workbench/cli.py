@@ -86,7 +86,7 @@ def models_prepare(spec: str = typer.Argument(..., help="e.g. testbed:dense, tes
     loaded = load(spec)
     typer.echo(f"{loaded.spec}: {loaded.n_params:,} parameters at {loaded.path} ({time.time() - t0:.1f} s)")
     if kind != "testbed":
-        _print_knowledge([loaded], loaded.task())
+        _print_real(loaded)
         return
     specs = [loaded]
     if oracle and loaded.oracle_spec:
@@ -121,13 +121,16 @@ def _knowledge_rows(t: dict) -> str:
     return table(rows, ["split", *groups, "facts x forms"])
 
 
-def _print_knowledge(loaded_models, task) -> None:
+def _print_real(m) -> None:
+    """A pretrained model on the real-knowledge task: the usable set and its accuracies."""
     from .models.knowledge import knowledge
+    from .tasks.realworld import all_facts
 
-    typer.echo(task.summary())
-    for m in loaded_models:
-        typer.echo(f"\n{m.spec}")
-        typer.echo(_knowledge_rows(knowledge(m.model, m.tokenizer, task)))
+    task = m.task()
+    typer.echo(f"usable facts (answered exactly in the main prompt form): "
+               f"{len(task.all_facts)} of {len(all_facts())}")
+    typer.echo(task.summary() + f" ({task.description})")
+    typer.echo(_knowledge_rows(knowledge(m.model, m.tokenizer, task, batch_size=32)))
 
 
 @models_app.command("load")
@@ -197,15 +200,8 @@ def demo(smollm2: bool = typer.Option(True, help="include SmolLM2-135M-Instruct"
         full = load(f"testbed:{arch}")
         _print_quality([full, load(full.oracle_spec)])
     if smollm2:
-        from .tasks.realworld import real_task, usable_task
-
         typer.echo("\n=== smollm2-135m-instruct on the real-knowledge task ===")
-        m = load("smollm2-135m-instruct")
-        full_task = real_task()
-        usable = usable_task(m)
-        typer.echo(f"usable facts (answered exactly in the main prompt form): "
-                   f"{len(usable.all_facts)} of {len(full_task.all_facts)}")
-        _print_knowledge([m], usable)
+        _print_real(load("smollm2-135m-instruct"))
     typer.echo(f"\ndemo finished in {time.time() - t0:.0f} s")
 
 

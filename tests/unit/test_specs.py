@@ -31,6 +31,7 @@ def test_oracle_twin_and_seed_change_the_cache_key():
     ("testbed:tiny", "unknown testbed"), ("testbed:dense?colour=red", "unknown option"),
     ("testbed:dense?people=many", "bad value"), ("testbed:dense?people=3", "people"),
     ("testbed:dense?oracle=maybe", "bad value"), ("testbed:", "expected"),
+    ("testbed:dense?people", "malformed"),
 ])
 def test_bad_testbed_specs(text, needle):
     with pytest.raises(ValueError, match=needle) as err:

@@ -62,12 +62,13 @@ class LoadedModel:
         return str(self.testbed.twin(oracle=True))
 
     def task(self):
-        """The model's default forget task: its testbed world, or the real-knowledge task."""
+        """The model's default forget task: its testbed world, or (for pretrained models) the
+        real-knowledge facts this model answers correctly."""
         if self.testbed is not None:
             from ..tasks.world import World
             return World(self.testbed.world).task()
-        from ..tasks.realworld import real_task
-        return real_task()
+        from ..tasks.realworld import usable_task
+        return usable_task(self)
 
     @property
     def n_params(self) -> int:

@@ -60,7 +60,11 @@ class TestbedSpec:
         if arch not in ARCHS:
             raise ValueError(f"model spec {text!r}: unknown testbed {arch!r}; expected {accepted}")
         world, model = {}, {}
-        for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)) if query else []:
+        try:
+            pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True) if query else []
+        except ValueError:
+            raise ValueError(f"model spec {text!r}: malformed options {query!r}; expected {accepted}") from None
+        for key, value in pairs:
             try:
                 if key in _WORLD_KEYS:
                     world[key] = float(value) if key in ("forget", "neighbours") else int(value)
