@@ -16,7 +16,12 @@ SMALL = "people=40&attributes=3&steps=600"
 def _load(spec):
     from workbench.models import load
 
-    return load(spec, progress=False)
+    loaded = load(spec, progress=False)
+    # transformers installs its own output-recording hooks (e.g. MoE router logits) lazily on
+    # the first forward; run one so that the hook baseline below counts only what tests add
+    with torch.no_grad():
+        loaded.model(input_ids=torch.tensor([[loaded.tokenizer.bos_token_id or 0]]))
+    return loaded
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,5 @@
 """Testbed models: the quality floor of the default world (full model vs oracle twin), and
 determinism / cache behaviour on a small world."""
-import time
-
 import pytest
 import torch
 
@@ -20,10 +18,10 @@ def test_small_model_learns_its_facts(small_dense, small_moe):
     assert small_moe.model.config.num_local_experts >= 4 and small_moe.model.config.num_experts_per_tok == 2
 
 
-def test_cache_hit_is_fast_and_identical(small_dense):
-    start = time.time()
+def test_cache_hit_is_identical(small_dense):
+    """(How fast a hit is: tests/benchmarks/bench_testbed.py.)"""
     again = load(small_dense.spec, progress=False)
-    assert time.time() - start <= 5
+    assert again.path == small_dense.path
     for (n, a), (_, b) in zip(small_dense.model.named_parameters(), again.model.named_parameters()):
         assert torch.equal(a, b), n
 
@@ -37,4 +35,3 @@ def test_default_world_quality_floor(default_dense, default_dense_oracle):
     rows = quality_floor(full, oracle, chance(task, "forget", world))
     failed = [r for r in rows if r["ok"] is False]
     assert not failed, rows
-    assert default_dense.info["train_seconds"] <= 240

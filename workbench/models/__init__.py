@@ -98,7 +98,10 @@ def _from_dir(path: Path, local_only: bool = True):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(path, local_files_only=local_only)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=local_only)
+    # eager attention: what the TransformerLens bridge computes too (it exposes the pattern),
+    # so HF and bridge logits agree to ~1e-6 rather than ~1e-4 (sdpa vs eager)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=local_only,
+                                                 attn_implementation="eager")
     model.eval()
     return model, tok
 
