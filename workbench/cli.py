@@ -185,6 +185,92 @@ def tasks_show(model: str = typer.Option("testbed:dense", help="the model whose 
                 typer.echo(f"  {form:12s} {'trained' if ex.trained else 'held-out':9s} {ex.prompt} -> {ex.answer}")
 
 
+# -- localise -----------------------------------------------------------------------------
+@app.command("localise")
+@_user_errors
+def localise_cmd(
+    model: str = typer.Option("testbed:dense", help="model spec (see `workbench models list`)"),
+    task: str = typer.Option("default", help="default | real:TOPIC"),
+    method: Optional[str] = typer.Option(None, help="localiser name (see --list)"),
+    option: Optional[list[str]] = typer.Option(None, "--option", "-o", help="localiser option key=value (repeatable)"),
+    out: Optional[str] = typer.Option(None, help="also copy the artifact to this directory"),
+    top: int = typer.Option(15, help="how many top sites to print"),
+    check: bool = typer.Option(False, "--check", help="faithfulness: ablate top vs random sites"),
+    budgets: str = typer.Option("0.01,0.05", help="--check budgets (fractions of the site kind)"),
+    draws: int = typer.Option(5, help="--check random draws per budget"),
+    fresh: bool = typer.Option(False, help="recompute even if the cache holds this result"),
+    list_: bool = typer.Option(False, "--list", help="list the localisers and their options"),
+):
+    """Localise the forget knowledge: score sites, save the Localisation, print the top
+    sites and a per-layer summary (and, with --check, the faithfulness table)."""
+    import dataclasses
+    import shutil
+
+    from .localise import LOCALISERS, faithfulness
+    from .localise.base import localise_cached
+    from .registry import parse_options
+
+    if list_:
+        for name in LOCALISERS.names():
+            cls = LOCALISERS.get(name)
+            opts = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls.Config))
+            typer.echo(f"{name:10s} {cls.summary}\n{'':10s} options: {opts}")
+        return
+    if not method:
+        raise ValueError(f"--method is required; expected one of: {', '.join(LOCALISERS.names())}")
+    from .registry import config_from_dict
+
+    options = parse_options(option)
+    config_from_dict(LOCALISERS.get(method).Config, options)  # bad options fail before any loading
+    fractions = [float(b) for b in budgets.split(",") if b.strip()]
+    _threads()
+    from .models import load
+    from .tasks import task_for
+
+    loaded = load(model)
+    forget_task = task_for(loaded, task)
+    typer.echo(forget_task.summary())
+    loc, path, reused = localise_cached(loaded, forget_task, method, options, progress=True, fresh=fresh)
+    if out:
+        if os.path.exists(out):
+            shutil.rmtree(out)
+        shutil.copytree(path, out)
+        path = out
+    secs = loc.provenance.get("seconds")
+    typer.echo(f"\n{method} on {model}: {len(loc.sites)} {loc.kind} sites"
+               + (f", {loc.n_scalars} scored weights" if loc.kind == "weight" else "")
+               + f" ({'cached' if reused else f'{secs:.1f} s'}) -> {path}")
+    typer.echo("\ntop sites:")
+    typer.echo(table([{"rank": i + 1, "site": str(s), "score": float(v)} for i, (s, v) in enumerate(loc.ranked()[:top])]))
+    typer.echo("\nper layer (selected = top 1%):")
+    rows = loc.per_layer(fraction=0.01)
+    typer.echo(table(rows, ["layer", "component", "sites", "selected", "score_sum", "score_max"]))
+    if check:
+        typer.echo("\nfaithfulness: top sites vs random sites of the same kind (drops in accuracy)")
+        rows = [r.as_dict() for r in faithfulness(loaded, forget_task, loc, budgets=fractions, draws=draws, progress=True)]
+        typer.echo(table(rows, ["budget", "n", "forget_drop", "random_forget_drop", "ratio_vs_random",
+                                "retain_drop", "random_retain_drop", "pass"]))
+
+
+@app.command("agreement")
+@_user_errors
+def agreement_cmd(paths: list[str] = typer.Argument(..., help="localisation directories (two or more)"),
+                  k: int = typer.Option(3, help="top-k cells for the Jaccard index")):
+    """Agreement between saved localisations at the shared (layer, component) granularity."""
+    from .localise import Localisation, agreement
+
+    if len(paths) < 2:
+        raise ValueError("agreement needs two or more localisation directories")
+    locs = {}
+    for p in paths:
+        loc = Localisation.load(p)
+        label = loc.name + (f"[{loc.provenance['config'].get('mode')}]" if "mode" in loc.provenance.get("config", {}) else "")
+        while label in locs:
+            label += "'"
+        locs[label] = loc
+    typer.echo(table(agreement(locs, k=k)))
+
+
 # -- demo ---------------------------------------------------------------------------------
 @app.command()
 @_user_errors

@@ -57,3 +57,37 @@ def test_demo_prints_the_knowledge_tables():
     for needle in ("testbed:dense", "testbed:moe", "oracle=1", "smollm2-135m-instruct",
                    "usable facts", "Quality floor"):
         assert needle in r.stdout, needle
+
+
+SMALL_SPEC = "testbed:dense?people=40&attributes=3&steps=600"
+
+
+def test_localise_prints_top_sites_layers_and_check_table(tmp_path):
+    out = tmp_path / "loc"
+    r = run("localise", "--model", SMALL_SPEC, "--method", "circuits", "-o", "nodes=neuron", "-o", "max_facts=40",
+            "--check", "--draws", "2", "--out", str(out), "--top", "3")
+    assert r.returncode == 0, r.stderr
+    assert "top sites:" in r.stdout and "blocks." in r.stdout and "per layer" in r.stdout
+    assert "faithfulness" in r.stdout and "random_forget_drop" in r.stdout
+    assert (out / "localisation.json").is_file() and (out / "scores.safetensors").is_file()
+    assert "attribution patching" in r.stderr  # the progress bar
+    r2 = run("localise", "--model", SMALL_SPEC, "--method", "salun", "-o", "max_facts=40", "--out", str(tmp_path / "w"))
+    assert r2.returncode == 0, r2.stderr
+    r3 = run("agreement", str(out), str(tmp_path / "w"))
+    assert r3.returncode == 0, r3.stderr
+    assert "jaccard@3" in r3.stdout and "spearman" in r3.stdout
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("localise", "--method", "nope"), "unknown localiser 'nope'; expected one of:"),
+    (("localise", "--method", "circuits", "-o", "mode=sideways"), "mode='sideways': expected one of oct, flu"),
+    (("localise", "--method", "wagle", "-o", "gamma"), "expected key=value"),
+    (("localise", "--method", "concept", "--task", "mystery"), "task 'mystery': expected one of"),
+    (("agreement", "/nonexistent/a", "/nonexistent/b"), "missing localisation.json"),
+])
+def test_localise_bad_input_is_one_clear_line(args, needle):
+    r = run(*args, "--model", SMALL_SPEC, timeout=300) if args[0] == "localise" else run(*args, timeout=120)
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = [l for l in r.stderr.splitlines() if l.strip() and not l.startswith("Loading")]
+    assert lines and lines[-1].startswith("error: ") and needle in lines[-1], r.stderr
+    assert "Traceback" not in r.stderr

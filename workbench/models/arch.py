@@ -256,3 +256,30 @@ def sites_of_kind(model: nn.Module, kind: str) -> list[Site]:
         "router": lambda L: [RouterSite(L)],
     }[kind]
     return [site for L in range(s["n_layers"]) for site in make(L)]
+
+
+def weight_sites(model: nn.Module) -> list[tuple[WeightSite, ParamSlice]]:
+    """Every weight site of the model with the one parameter slice it owns."""
+    table = table_for(model)
+    sizes = table.config_sizes(model.config)
+    out = []
+    for key in table.weights:
+        path = table.weights[key][0]
+        layers = range(sizes["n_layers"]) if "{L}" in path else [None]
+        for layer in layers:
+            if key.startswith("expert."):
+                sites = [WeightSite(layer, key.removeprefix("expert."), e) for e in range(sizes["n_experts"])]
+            else:
+                sites = [WeightSite(layer, key)]
+            out.extend((s, resolve(s, model).params[0]) for s in sites)
+    return out
+
+
+def component_weights(model: nn.Module, site: Site) -> list[WeightSite]:
+    """The weight sites of `site`'s layer and component (e.g. hook_mlp_out -> that MLP's
+    matrices): what fine-tuning a whole component may change. Norm weights are excluded."""
+    layer, comp = site.layer, site.component
+    found = [w for w, _ in weight_sites(model) if w.layer == layer and w.component == comp]
+    if not found:
+        raise ValueError(f"site {str(site)!r}: no weights belong to component {comp!r} of layer {layer}")
+    return found

@@ -23,7 +23,7 @@ class Score:
     choice_correct: bool | None  # multiple choice: best option == answer
 
 
-def _encode(tokenizer, prompt: str, answer: str) -> tuple[list[int], int]:
+def encode_pair(tokenizer, prompt: str, answer: str) -> tuple[list[int], int]:
     p = tokenizer(prompt)["input_ids"]
     full = tokenizer(prompt + " " + answer)["input_ids"]
     if full[: len(p)] != p:  # BPE merged across the boundary: fall back to concatenation
@@ -62,10 +62,10 @@ def _run(model, tokenizer, seqs: list[tuple[list[int], int]], batch_size: int):
 def score_examples(model, tokenizer, examples: Sequence[Example], batch_size: int = 64) -> list[Score]:
     seqs, owners = [], []  # owner: (example index, option index or -1 for the answer)
     for k, ex in enumerate(examples):
-        seqs.append(_encode(tokenizer, ex.prompt, ex.answer))
+        seqs.append(encode_pair(tokenizer, ex.prompt, ex.answer))
         owners.append((k, -1))
         for j, opt in enumerate(ex.options):
-            seqs.append(_encode(tokenizer, ex.prompt, opt))
+            seqs.append(encode_pair(tokenizer, ex.prompt, opt))
             owners.append((k, j))
     was_training = model.training
     model.eval()

@@ -1,0 +1,148 @@
+"""Prompts for localisers: each forget (or retain) fact rendered in a form, tokenised, with
+the answer's first token, wrong options' first tokens, the subject's token positions, and a
+corrupted twin (subject replaced by another subject of the same token length).
+
+Sequences are grouped by length so batches need no padding (exact positions, no masks).
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+
+from ..tasks.task import Example, ForgetTask
+
+
+@dataclass(frozen=True)
+class Prompt:
+    example: Example
+    ids: tuple[int, ...]
+    answer: int  # first answer token
+    wrong: tuple[int, ...]  # first tokens of the wrong options (distinct from answer)
+    subject: tuple[int, ...]  # token positions of the subject
+    corrupt: tuple[int, ...] | None  # same length, subject replaced
+
+
+def default_forms(task: ForgetTask) -> list[str]:
+    """Declarative and question forms the model was trained on; for real tasks (no training
+    record) the declarative forms (usable facts are those the model completes in them)."""
+    names = [n for n, f in task.forms.items() if f.kind in ("declarative", "qa")]
+    if task.trained is None:
+        return [n for n in names if task.forms[n].kind == "declarative"]
+    trained = [n for n in names if any(task.trained(f, task.forms[n]) for f in task.all_facts[:50])]
+    return trained or names
+
+
+def _subject_positions(tokenizer, prompt: str, subject: str) -> tuple[int, ...]:
+    start = prompt.find(subject)
+    if start < 0:
+        return ()
+    end = start + len(subject)
+    enc = tokenizer(prompt, return_offsets_mapping=True)
+    return tuple(i for i, (a, b) in enumerate(enc["offset_mapping"]) if b > a and a < end and b > start)
+
+
+def _first(tokenizer, text: str) -> int:
+    return tokenizer(" " + text, add_special_tokens=False)["input_ids"][0]
+
+
+def build_prompts(tokenizer, task: ForgetTask, split: str, forms: list[str] | None = None,
+                  max_facts: int | None = None, seed: int = 0) -> list[Prompt]:
+    rng = random.Random(seed)
+    facts = list(task.facts(split))
+    if max_facts is not None and len(facts) > max_facts:
+        facts = rng.sample(facts, max_facts)
+    subjects = sorted({f.subject for f in task.all_facts})
+    forms = forms or default_forms(task)
+    out = []
+    for fact in facts:
+        for name in forms:
+            if fact.relation not in task.forms[name].templates:
+                continue
+            ex = task.render(fact, name)
+            ids = tuple(tokenizer(ex.prompt)["input_ids"])
+            answer = _first(tokenizer, ex.answer)
+            wrong = tuple(dict.fromkeys(t for t in (_first(tokenizer, d) for d in fact.distractors) if t != answer))
+            subj = _subject_positions(tokenizer, ex.prompt, fact.subject)
+            corrupt = None
+            same = sorted({f.subject for f in task.all_facts if f.relation == fact.relation})
+            others = [s for s in same if s != fact.subject]
+            rng.shuffle(others)
+            others += [s for s in subjects if s != fact.subject and s not in same]
+            for other in others:
+                alt = tuple(tokenizer(ex.prompt.replace(fact.subject, other))["input_ids"])
+                if len(alt) == len(ids):
+                    corrupt = alt
+                    break
+            if wrong and subj:
+                out.append(Prompt(ex, ids, answer, wrong, subj, corrupt))
+    return out
+
+
+@dataclass
+class Batch:
+    prompts: list[Prompt]
+    ids: torch.Tensor  # [b, n]
+    corrupt: torch.Tensor | None  # [b, n]
+    answer: torch.Tensor  # [b]
+    wrong: torch.Tensor  # [b, w] padded with -1
+    subject_mask: torch.Tensor  # [b, n] bool
+
+
+def batches(prompts: list[Prompt], batch_size: int = 64, need_corrupt: bool = False) -> Iterator[Batch]:
+    """Same-length batches (no padding)."""
+    usable = [p for p in prompts if p.corrupt is not None or not need_corrupt]
+    by_len: dict[int, list[Prompt]] = {}
+    for p in usable:
+        by_len.setdefault(len(p.ids), []).append(p)
+    for n in sorted(by_len):
+        group = by_len[n]
+        for start in range(0, len(group), batch_size):
+            chunk = group[start : start + batch_size]
+            w = max(len(p.wrong) for p in chunk)
+            wrong = torch.full((len(chunk), w), -1, dtype=torch.long)
+            subject = torch.zeros((len(chunk), n), dtype=torch.bool)
+            for r, p in enumerate(chunk):
+                wrong[r, : len(p.wrong)] = torch.tensor(p.wrong)
+                subject[r, list(p.subject)] = True
+            corrupt = (torch.tensor([p.corrupt for p in chunk]) if all(p.corrupt for p in chunk) else None)
+            yield Batch(chunk, torch.tensor([p.ids for p in chunk]), corrupt,
+                        torch.tensor([p.answer for p in chunk]), wrong, subject)
+
+
+def logit_diff(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """M = logit(answer) - mean logit(wrong options) at the last position, per sequence."""
+    last = logits[:, -1, :].float()
+    right = last.gather(1, batch.answer[:, None]).squeeze(1)
+    valid = batch.wrong >= 0
+    wrong = last.gather(1, batch.wrong.clamp(min=0)) * valid
+    return right - wrong.sum(1) / valid.sum(1)
+
+
+def answer_batches(tokenizer, examples: list[Example], batch_size: int = 64):
+    """Teacher-forcing batches of prompt + answer (right-padded): (ids, mask, labels) with
+    labels -100 everywhere except on answer tokens. For losses and gradients."""
+    from ..models.scoring import encode_pair
+
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    seqs = [encode_pair(tokenizer, ex.prompt, ex.answer) for ex in examples]
+    for start in range(0, len(seqs), batch_size):
+        chunk = seqs[start : start + batch_size]
+        width = max(len(s) for s, _ in chunk)
+        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        labels = torch.full((len(chunk), width), -100, dtype=torch.long)
+        for r, (s, n_prompt) in enumerate(chunk):
+            ids[r, : len(s)] = torch.tensor(s)
+            mask[r, : len(s)] = 1
+            labels[r, n_prompt : len(s)] = torch.tensor(s[n_prompt:])
+        yield ids, mask, labels
+
+
+def answer_ce(model, ids, mask, labels) -> torch.Tensor:
+    """Mean cross-entropy over answer tokens."""
+    logits = model(input_ids=ids, attention_mask=mask).logits.float()
+    return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
+                                             labels[:, 1:].reshape(-1), ignore_index=-100)

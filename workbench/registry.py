@@ -1,0 +1,104 @@
+"""One generic registry keyed by name (localisers, operators, probes), and typed configs.
+
+`Registry.register(name)` refuses a second entry under the same name; `Registry.get(name)`
+names what is accepted when the name is unknown. `config_from_dict` builds a frozen config
+dataclass from user input (CLI `-o key=value`, a TOML table), converting strings to the
+field's type and naming the key and the accepted keys/values when something is wrong.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, Callable, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    def __init__(self, what: str):
+        self.what = what
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        def add(obj: T) -> T:
+            if name in self._items:
+                raise ValueError(f"{self.what} {name!r} is already registered")
+            self._items[name] = obj
+            return obj
+        return add
+
+    def get(self, name: str) -> T:
+        if name not in self._items:
+            raise ValueError(f"unknown {self.what} {name!r}; expected one of: {', '.join(self._items)}")
+        return self._items[name]
+
+    def names(self) -> list[str]:
+        return list(self._items)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._items
+
+
+def _convert(key: str, value: Any, hint: Any, accepted: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is typing.Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            raise ValueError(f"option {key}={value!r}: expected one of {', '.join(map(str, choices))}")
+        return value
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() == "none"):
+            return None
+        return _convert(key, value, args[0], accepted)
+    if origin is tuple:
+        (inner, *_rest) = typing.get_args(hint) or (str,)
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return tuple(_convert(key, v.strip() if isinstance(v, str) else v, inner, accepted) for v in items)
+    try:
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if hint is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if hint is float:
+            return float(value)
+        if hint is str:
+            return str(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"option {key}={value!r}: expected {getattr(hint, '__name__', hint)}") from None
+    return value
+
+
+def config_from_dict(cls: type[T], values: dict[str, Any] | None) -> T:
+    """A frozen dataclass `cls` from `values` (unknown keys and bad values are errors)."""
+    values = dict(values or {})
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls) if f.init}
+    accepted = ", ".join(sorted(fields))
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise ValueError(f"unknown option {unknown[0]!r} for {cls.__name__}; accepted: {accepted}")
+    obj = cls(**{k: _convert(k, v, hints[k], accepted) for k, v in values.items()})
+    check = getattr(obj, "check", None)
+    if check is not None:
+        check()
+    return obj
+
+
+def parse_options(pairs: list[str] | None) -> dict[str, str]:
+    """CLI `-o key=value` pairs into a dict (value conversion happens in config_from_dict)."""
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"option {pair!r}: expected key=value")
+        out[key.strip()] = value.strip()
+    return out
