@@ -250,6 +250,13 @@ def localise_cmd(
         rows = [r.as_dict() for r in faithfulness(loaded, forget_task, loc, budgets=fractions, draws=draws, progress=True)]
         typer.echo(table(rows, ["budget", "n", "forget_drop", "random_forget_drop", "ratio_vs_random",
                                 "retain_drop", "random_retain_drop", "pass"]))
+        if method == "concept":
+            from .localise.concept import causal_check
+
+            res = causal_check(loaded, forget_task, loc, n=20, sigma=0.1)
+            typer.echo("\ncausal validation: N(0, 0.1^2) noise on the top 20 value vectors, weights restored after")
+            typer.echo(table([res], ["vectors", "forget_before", "forget_after", "retain_before", "retain_after",
+                                     "forget_drop", "retain_drop", "restored"]))
 
 
 @app.command("agreement")

@@ -114,3 +114,18 @@ def test_moe_models_localise_heads_and_weights(small_moe):
     assert any(getattr(s, "expert", None) is not None for s in w.sites)
     with pytest.raises(ValueError, match="concept vectors need dense MLP value vectors"):
         localise(small_moe, task, "concept", {}, progress=False)
+
+
+def test_component_budget_by_parameter_count(small_dense, task):
+    loc = localise(small_dense, task, "circuits", {"max_facts": 20}, progress=False)  # heads + MLP outputs
+    model = small_dense.model
+    head = loc.site_params(model, next(s for s in loc.sites if s.kind == "head"))
+    d = model.config.hidden_size
+    assert head == 4 * (d // model.config.num_attention_heads) * d  # q, k, v rows and o columns
+    budget = 3 * head
+    chosen = loc.top_by_params(model, budget=budget)
+    sizes = [loc.site_params(model, s) for s in chosen]
+    assert sum(sizes[:-1]) < budget <= sum(sizes)  # whole components until the budget is reached
+    assert chosen == [s for s, _ in loc.ranked()[: len(chosen)]]
+    masks = loc.mask(model, sites=chosen)
+    assert sum(int(m.sum()) for m in masks.values()) == sum(sizes)

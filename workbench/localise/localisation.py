@@ -123,20 +123,46 @@ class Localisation:
         n = _count(len(self.sites), k, fraction)
         return [self.sites[i] for i in self.order()[:n]]
 
+    def site_params(self, model: nn.Module, site: Site) -> int:
+        """How many parameters a site owns (a whole component for hook sites)."""
+        from ..models.arch import component_weights, resolve
+
+        targets = component_weights(model, site) if isinstance(site, HookSite) else [site]
+        return sum(ps.view(model).numel() for t in targets for ps in resolve(t, model).params)
+
+    def top_by_params(self, model: nn.Module, budget: int | None = None,
+                      fraction: float | None = None) -> list[Site]:
+        """Whole sites in rank order until their parameters reach a budget (a count, or a
+        fraction of the model's parameters): the circuit paper's component budget. The
+        last site may overshoot the budget; none is split."""
+        total = sum(p.numel() for p in model.parameters())
+        if (budget is None) == (fraction is None):
+            raise ValueError("give exactly one of budget= or fraction=")
+        limit = budget if budget is not None else fraction * total
+        chosen, used = [], 0
+        for site, _ in self.ranked():
+            if used >= limit:
+                break
+            chosen.append(site)
+            used += self.site_params(model, site)
+        return chosen
+
     def weight_mask(self, k: int | None = None, fraction: float | None = None) -> dict[str, torch.Tensor]:
         """Global top-k/fraction over every scored scalar weight."""
         flat = torch.cat([t.reshape(-1).float() for t in self.weight_scores.values()])
         return unflatten(top_flat(flat, _count(flat.numel(), k, fraction)), self.weight_scores)
 
-    def mask(self, model: nn.Module, k: int | None = None, fraction: float | None = None) -> dict[str, torch.Tensor]:
-        """Per-parameter boolean masks (True = may change) for fine-tuning the top sites."""
+    def mask(self, model: nn.Module, k: int | None = None, fraction: float | None = None,
+             sites: list[Site] | None = None) -> dict[str, torch.Tensor]:
+        """Per-parameter boolean masks (True = may change) for fine-tuning the top sites
+        (or the given `sites`, e.g. from `top_by_params`)."""
         from ..models.arch import component_weights, resolve
 
         if self.kind == "weight":
             masks = self.weight_mask(k=k, fraction=fraction)
             return {n: m for n, m in masks.items() if m.any()}
         out: dict[str, torch.Tensor] = {}
-        for site in self.top(k=k, fraction=fraction):
+        for site in (sites if sites is not None else self.top(k=k, fraction=fraction)):
             targets = component_weights(model, site) if isinstance(site, HookSite) else [site]
             for target in targets:
                 for ps in resolve(target, model).params:
