@@ -185,6 +185,17 @@ def tasks_show(model: str = typer.Option("testbed:dense", help="the model whose 
                 typer.echo(f"  {form:12s} {'trained' if ex.trained else 'held-out':9s} {ex.prompt} -> {ex.answer}")
 
 
+def _list_registry(registry) -> None:
+    """Each entry of a registry: name, summary and options with their defaults."""
+    import dataclasses
+
+    width = max(len(n) for n in registry.names()) + 1
+    for name in registry.names():
+        cls = registry.get(name)
+        opts = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls.Config))
+        typer.echo(f"{name:{width}s} {cls.summary}\n{'':{width}s} options: {opts}")
+
+
 # -- localise -----------------------------------------------------------------------------
 @app.command("localise")
 @_user_errors
@@ -203,7 +214,6 @@ def localise_cmd(
 ):
     """Localise the forget knowledge: score sites, save the Localisation, print the top
     sites and a per-layer summary (and, with --check, the faithfulness table)."""
-    import dataclasses
     import shutil
 
     from .localise import LOCALISERS, faithfulness
@@ -211,11 +221,7 @@ def localise_cmd(
     from .registry import parse_options
 
     if list_:
-        for name in LOCALISERS.names():
-            cls = LOCALISERS.get(name)
-            opts = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls.Config))
-            typer.echo(f"{name:10s} {cls.summary}\n{'':10s} options: {opts}")
-        return
+        return _list_registry(LOCALISERS)
     if not method:
         raise ValueError(f"--method is required; expected one of: {', '.join(LOCALISERS.names())}")
     from .registry import config_from_dict
@@ -276,6 +282,72 @@ def agreement_cmd(paths: list[str] = typer.Argument(..., help="localisation dire
             label += "'"
         locs[label] = loc
     typer.echo(table(agreement(locs, k=k)))
+
+
+# -- edit ---------------------------------------------------------------------------------
+@app.command("edit")
+@_user_errors
+def edit_cmd(
+    model: str = typer.Option("testbed:dense", help="model spec"),
+    task: str = typer.Option("default", help="default | real:TOPIC"),
+    operator: Optional[str] = typer.Option(None, help="operator name (see --list)"),
+    option: Optional[list[str]] = typer.Option(None, "--option", "-o", help="operator option key=value"),
+    localisation: Optional[str] = typer.Option(None, help="a saved localisation directory"),
+    method: Optional[str] = typer.Option(None, help="or: run this localiser first"),
+    loc_option: Optional[list[str]] = typer.Option(None, "--loc-option", "-l", help="localiser option key=value"),
+    out: Optional[str] = typer.Option(None, help="save the edit here (edit.safetensors + edit.json)"),
+    export: Optional[str] = typer.Option(None, help="also export a plain HF checkpoint here"),
+    max_facts: Optional[int] = typer.Option(None, help="facts per split in the evaluation (default all)"),
+    list_: bool = typer.Option(False, "--list", help="list the operators and their options"),
+):
+    """Edit a model: apply an operator (ablation or masked fine-tuning) to a localisation,
+    then print forget / retain / neighbour accuracy next to the original (and the oracle)."""
+
+    from .edit import OPERATORS, apply_operator
+    from .registry import config_from_dict, parse_options
+
+    if list_:
+        return _list_registry(OPERATORS)
+    if not operator:
+        raise ValueError(f"--operator is required; expected one of: {', '.join(OPERATORS.names())}")
+    if localisation and method:
+        raise ValueError("give --localisation PATH or --method NAME, not both")
+    options = parse_options(option)
+    config_from_dict(OPERATORS.get(operator).Config, options)
+    loc = None
+    if localisation:
+        from .localise import Localisation
+        loc = Localisation.load(localisation)
+    _threads()
+    from .models import load
+    from .models.knowledge import split_accuracy
+    from .tasks import task_for
+
+    loaded = load(model)
+    forget_task = task_for(loaded, task)
+    if method:
+        from .localise.base import localise_cached
+        loc, path, _ = localise_cached(loaded, forget_task, method, parse_options(loc_option))
+        typer.echo(f"localisation {method}: {path}")
+    edit = apply_operator(loaded, loc, forget_task, operator, options)
+    if edit.provenance.get("stopped"):
+        typer.echo(f"stopped early: {edit.provenance['stopped']}")
+    rows = [{"model": "original", **split_accuracy(loaded.model, loaded.tokenizer, forget_task, max_facts=max_facts)}]
+    with edit.applied(loaded.model):
+        rows.append({"model": f"edited ({operator})",
+                     **split_accuracy(loaded.model, loaded.tokenizer, forget_task, max_facts=max_facts)})
+    if loaded.oracle_spec:
+        oracle = load(loaded.oracle_spec, progress=False)
+        rows.append({"model": "oracle", **split_accuracy(oracle.model, oracle.tokenizer, forget_task, max_facts=max_facts)})
+    else:
+        typer.echo("(no oracle for this model)")
+    typer.echo(f"\n{operator}: {edit.changed_params} weights changed, {len(edit.interventions)} hook interventions, "
+               f"{edit.provenance['seconds']:.1f} s")
+    typer.echo(table(rows, ["model", "forget", "retain", "neighbour"]))
+    if out:
+        typer.echo(f"edit saved to {edit.save(out)}")
+    if export:
+        typer.echo(f"HF checkpoint exported to {edit.export(loaded, export)}")
 
 
 # -- demo ---------------------------------------------------------------------------------

@@ -46,6 +46,10 @@ class HookSession:
         else:
             raise ValueError(f"io {io!r}: expected 'input' or 'output'")
 
+    def replace_output(self, path: str, fn: Callable) -> None:
+        """`fn(module, output) -> new output` (the whole output, tuples included)."""
+        self._handles.append(self._module(path).register_forward_hook(lambda m, _a, out: fn(m, out)))
+
     def read(self, path: str, io: str, store: dict, key, detach: bool = True) -> None:
         """After each forward, `store[key]` is the activation (a view, not a copy)."""
         def grab(x):

@@ -91,3 +91,28 @@ def test_localise_bad_input_is_one_clear_line(args, needle):
     lines = [l for l in r.stderr.splitlines() if l.strip() and not l.startswith("Loading")]
     assert lines and lines[-1].startswith("error: ") and needle in lines[-1], r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_edit_prints_original_edited_oracle_and_writes_artifacts(tmp_path):
+    r = run("edit", "--model", SMALL_SPEC, "--method", "circuits", "-l", "nodes=neuron", "-l", "max_facts=40",
+            "--operator", "npo", "-o", "steps=6", "-o", "batch_size=16", "--out", str(tmp_path / "edit"),
+            "--export", str(tmp_path / "hf"), "--max-facts", "20")
+    assert r.returncode == 0, r.stderr
+    for needle in ("original", "edited (npo)", "oracle", "forget", "retain", "neighbour", "weights changed"):
+        assert needle in r.stdout, r.stdout
+    assert (tmp_path / "edit" / "edit.safetensors").is_file() and (tmp_path / "edit" / "edit.json").is_file()
+    assert (tmp_path / "hf" / "config.json").is_file() and list((tmp_path / "hf").glob("*.safetensors"))
+    assert "unlearning (npo)" in r.stderr  # the progress bar with the loss parts
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("edit", "--operator", "nope"), "unknown operator 'nope'"),
+    (("edit", "--operator", "npo", "-o", "steps=many"), "steps='many': expected int"),
+    (("edit", "--operator", "ablate"), "needs a localisation"),
+    (("edit", "--operator", "ablate", "--localisation", "/nonexistent"), "missing localisation.json"),
+])
+def test_edit_bad_input_is_one_clear_line(args, needle):
+    r = run(*args, "--model", SMALL_SPEC, timeout=300)
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = [l for l in r.stderr.splitlines() if l.strip() and not l.startswith("Loading")]
+    assert lines and lines[-1].startswith("error: ") and needle in lines[-1], r.stderr

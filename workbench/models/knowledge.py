@@ -93,3 +93,20 @@ def quality_floor(full: dict, oracle: dict | None, chance_level: float) -> list[
         rows.append({"metric": "oracle retain accuracy (trained forms)", "value": orr,
                      "target": f"within 0.02 of full {fr:.3f}", "ok": abs(orr - fr) <= 0.02})
     return rows
+
+
+def split_accuracy(model, tokenizer, task: ForgetTask, splits=SPLITS, max_facts: int | None = None,
+                   seed: int = 0, batch_size: int = 128) -> dict[str, float]:
+    """Exact-answer accuracy per split over every non-multiple-choice form (trained and
+    held-out alike), facts subsampled to `max_facts` per split (seeded)."""
+    import random
+
+    out = {}
+    for split in splits:
+        facts = task.facts(split)
+        if max_facts is not None and len(facts) > max_facts:
+            facts = random.Random(seed).sample(facts, max_facts)
+        exs = [task.render(f, n) for f in facts for n, form in task.forms.items()
+               if form.kind != "mcq" and f.relation in form.templates]
+        out[split] = accuracy(score_examples(model, tokenizer, exs, batch_size)) if exs else float("nan")
+    return out

@@ -1,0 +1,77 @@
+"""Operator x localiser results on the testbed: forget / retain / neighbour accuracy (every
+non-multiple-choice form) of each edit, next to the original model and the oracle.
+
+    python scripts/edit_table.py [--spec testbed:dense] [--json out.json]
+
+Each row: a localiser (or none = the whole model), an operator with its options, and the
+accuracies; `target` marks rows with forget <= oracle + 0.05, retain >= 95% and neighbour
+>= 90% of the original's.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+ROWS = [
+    # (localiser, localiser options, operator, operator options)
+    ("circuits", {"nodes": "neuron"}, "ablate", {"mode": "mean", "fraction": 0.05}),
+    ("circuits", {"mode": "flu"}, "ablate", {"mode": "mean", "fraction": 0.05}),
+    ("selective", {}, "ablate", {"fraction": 0.01}),
+    ("concept", {}, "needle", {}),
+    (None, {}, "directional", {}),
+    (None, {}, "directional", {"weight_form": True}),
+    *[(loc, lo, op, oo) for op, oo in [("graddiff", {}), ("npo", {}), ("simnpo", {}), ("rmu", {})]
+      for loc, lo in [(None, {}), ("wagle", {}), ("circuits", {"mode": "flu"}), ("concept", {})]],
+    ("selective", {}, "npo", {}),
+    ("selective", {}, "graddiff", {}),
+    ("circuits", {"mode": "flu"}, "mu", {}),
+]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--spec", default="testbed:dense")
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--max-facts", type=int, default=None)
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    from workbench.cli import table
+    from workbench.edit import apply_operator
+    from workbench.localise.base import localise_cached
+    from workbench.models import load
+    from workbench.models.knowledge import split_accuracy
+
+    m = load(args.spec, progress=False)
+    task = m.task()
+    acc = lambda model, tok: split_accuracy(model, tok, task, max_facts=args.max_facts)  # noqa: E731
+    original = acc(m.model, m.tokenizer)
+    oracle = load(m.oracle_spec, progress=False)
+    orc = acc(oracle.model, oracle.tokenizer)
+    rows = [{"localiser": "-", "operator": "original", **original}, {"localiser": "-", "operator": "oracle", **orc}]
+    print(table(rows), flush=True)
+    for loc_name, loc_opts, op, op_opts in ROWS:
+        loc = localise_cached(m, task, loc_name, loc_opts, progress=False)[0] if loc_name else None
+        t0 = time.perf_counter()
+        edit = apply_operator(m, loc, task, op, op_opts, progress=False)
+        with edit.applied(m.model):
+            r = acc(m.model, m.tokenizer)
+        label = "none" if not loc_name else loc_name + ("[" + ",".join(f"{k}={v}" for k, v in loc_opts.items()) + "]"
+                                                         if loc_opts else "")
+        ok = (r["forget"] <= orc["forget"] + 0.05 and r["retain"] >= 0.95 * original["retain"]
+              and r["neighbour"] >= 0.90 * original["neighbour"])
+        rows.append({"localiser": label, "operator": op + (str(op_opts) if op_opts else ""), **r,
+                     "seconds": time.perf_counter() - t0, "target": "yes" if ok else ""})
+        print(table(rows[-1:]), flush=True)
+    print(f"\noperator x localiser on {args.spec} (accuracy over every non-MCQ form)")
+    print(table(rows, ["localiser", "operator", "forget", "retain", "neighbour", "seconds", "target"]))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()

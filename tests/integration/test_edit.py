@@ -1,0 +1,160 @@
+"""Operators and edits on the small testbed: masks hold, revert is exact, exports reload."""
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from workbench.edit import OPERATORS, Edit, apply_operator
+from workbench.localise import Localisation, localise
+from workbench.sites import ExpertSite
+
+pytestmark = pytest.mark.integration
+FAST = {"steps": 8, "batch_size": 16}
+
+
+@pytest.fixture(scope="module")
+def task(small_dense):
+    return small_dense.task()
+
+
+@pytest.fixture(scope="module")
+def neurons(small_dense, task):
+    return localise(small_dense, task, "circuits", {"nodes": "neuron", "max_facts": 40}, progress=False)
+
+
+@pytest.fixture(scope="module")
+def weights_loc(small_dense, task):
+    return localise(small_dense, task, "selective", {"max_facts": 40}, progress=False)
+
+
+def _state(model):
+    return {n: p.detach().clone() for n, p in model.state_dict().items()}
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)
+
+
+def _logits(model, ids):
+    with torch.no_grad():
+        return model(input_ids=ids).logits
+
+
+@pytest.fixture(scope="module")
+def ids(small_dense, task):
+    ex = next(task.examples("forget"))
+    return torch.tensor([small_dense.tokenizer(ex.text)["input_ids"]] * 2)
+
+
+@pytest.mark.parametrize("loc_name", ["neurons", "weights_loc"])
+def test_masked_training_leaves_masked_out_weights_bit_identical(loc_name, small_dense, task, request):
+    loc = request.getfixturevalue(loc_name)
+    before = _state(small_dense.model)
+    masks = loc.mask(small_dense.model, fraction=0.05)
+    edit = apply_operator(small_dense, loc, task, "npo", {**FAST, "fraction": 0.05, "weight_decay": 0.1}, progress=False)
+    assert _same(before, _state(small_dense.model))  # the model itself is untouched
+    assert edit.weights and set(edit.weights) <= set(masks)
+    moved = 0
+    for name, new in edit.weights.items():
+        m = masks[name]
+        assert torch.equal(new[~m], before[name][~m]), name
+        moved += int((new[m] != before[name][m]).sum())
+    assert moved > 0
+
+
+def test_apply_and_revert_are_exact(small_dense, task, neurons, ids):
+    before, clean = _state(small_dense.model), _logits(small_dense.model, ids)
+    for edit in (apply_operator(small_dense, neurons, task, "graddiff", FAST, progress=False),
+                 apply_operator(small_dense, neurons, task, "ablate", {"mode": "mean"}, progress=False)):
+        handle = edit.apply(small_dense.model)
+        assert not torch.equal(_logits(small_dense.model, ids), clean)
+        handle.revert()
+        assert _same(before, _state(small_dense.model))
+        assert torch.equal(_logits(small_dense.model, ids), clean)
+
+
+@pytest.mark.parametrize("operator,options,loc_name", [
+    ("ablate", {"mode": "mean"}, "neurons"),
+    ("ablate", {"mode": "zero"}, "neurons"),
+    ("ablate", {"mode": "mean", "k": 3}, "heads"),
+    ("ablate", {"mode": "mean", "k": 1}, "mlps"),
+    ("ablate", {}, "weights_loc"),
+    ("directional", {"weight_form": True}, None),
+    ("directional", {}, None),
+    ("graddiff", FAST, "weights_loc"),
+])
+def test_exported_checkpoint_reloads_and_reproduces_edited_logits(operator, options, loc_name, small_dense, task,
+                                                                  ids, tmp_path, request):
+    loc = None
+    if loc_name in ("heads", "mlps"):
+        loc = localise(small_dense, task, "circuits", {"nodes": loc_name[:-1] if loc_name == "heads" else "mlp",
+                                                     "max_facts": 20}, progress=False)
+    elif loc_name:
+        loc = request.getfixturevalue(loc_name)
+    edit = apply_operator(small_dense, loc, task, operator, options, progress=False)
+    with edit.applied(small_dense.model):
+        edited = _logits(small_dense.model, ids)
+    path = edit.export(small_dense, tmp_path / "hf")
+    again = AutoModelForCausalLM.from_pretrained(path)
+    assert (_logits(again, ids) - edited).abs().max() < 1e-5
+    assert not torch.equal(edited, _logits(small_dense.model, ids))
+
+
+def test_edit_save_load_round_trip(small_dense, task, neurons, ids, tmp_path):
+    edit = apply_operator(small_dense, neurons, task, "ablate", {"mode": "resample", "k": 20}, progress=False)
+    back = Edit.load(edit.save(tmp_path / "e"))
+    with edit.applied(small_dense.model):
+        a = _logits(small_dense.model, ids)
+    with back.applied(small_dense.model):
+        b = _logits(small_dense.model, ids)
+    assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="depends on the input at run time"):
+        edit.export(small_dense, tmp_path / "hf")
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_weights(small_dense, task, neurons):
+    edit = apply_operator(small_dense, None, task, "ga", {"steps": 60, "lr": 1e4, "max_grad_norm": 0.0,
+                                                         "batch_size": 16}, progress=False)
+    assert edit.provenance["stopped"] and "non-finite loss at step" in edit.provenance["stopped"]
+    assert edit.provenance["steps_done"] < 60
+    assert all(torch.isfinite(w).all() for w in edit.weights.values())
+
+
+def test_collapse_stop(small_dense, task):
+    edit = apply_operator(small_dense, None, task, "ga", {"steps": 40, "lr": 1e-2, "eval_every": 2,
+                                                         "collapse_retain": 0.9, "batch_size": 16}, progress=False)
+    assert "retain accuracy" in (edit.provenance["stopped"] or "")
+    assert edit.provenance["evals"][-1]["retain"] < 0.9
+
+
+@pytest.mark.parametrize("operator", [n for n in OPERATORS.names() if n != "remove-experts"])
+def test_every_operator_runs(operator, small_dense, task, neurons):
+    options = {"steps": 4, "batch_size": 8} if "steps" in OPERATORS.get(operator).Config.__dataclass_fields__ else {}
+    loc = None if operator == "directional" else neurons
+    edit = apply_operator(small_dense, loc, task, operator, options, progress=False)
+    assert edit.weights or edit.interventions
+    assert edit.provenance["operator"] == operator and edit.provenance["seconds"] >= 0
+
+
+def test_remove_experts_routes_around_the_expert(small_moe):
+    task = small_moe.task()
+    ids = torch.tensor([[small_moe.tokenizer.bos_token_id, 5, 6, 7, 8, 9, 10, 11]])
+    router = small_moe.model.get_submodule("model.layers.1.mlp.gate")
+    seen = []
+
+    def routed(model):
+        handle = router.register_forward_hook(lambda m, a, out: seen.append(out[2].clone()))
+        try:
+            with torch.no_grad():
+                return model(input_ids=ids).logits
+        finally:
+            handle.remove()
+    clean = routed(small_moe.model)
+    expert = int(seen[-1][0, 0])  # an expert layer 1 uses on this text
+    loc = Localisation("expert", (ExpertSite(1, expert), ExpertSite(2, 0)), torch.tensor([2.0, 1.0]),
+                       {"localiser": "manual"})
+    edit = apply_operator(small_moe, loc, task, "remove-experts", {"k": 1}, progress=False)
+    with edit.applied(small_moe.model):
+        edited = routed(small_moe.model)
+    assert not (seen[-1] == expert).any() and seen[-1].shape == seen[0].shape  # routed around it
+    assert not torch.equal(clean, edited)
+    assert torch.equal(routed(small_moe.model), clean)  # and back after the scope

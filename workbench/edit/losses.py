@@ -1,0 +1,190 @@
+"""Unlearning losses as small objects run by one trainer loop (`trainer.py`).
+
+Each loss sees a `Step` (forget and retain batches, the model's outputs on them, and a
+frozen reference where it needs one) and returns named parts; the trainer adds them up
+(total = forget_weight · forget part + retain_weight · retain part). Notation as in
+ALGORITHMS.md: NLL = per-sequence **sum** over answer tokens, CE = mean over answer tokens.
+`reduction="sum"` uses per-sequence sums (the papers' NPO), `"mean"` per-token means.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from ..registry import Registry
+
+LOSSES: Registry = Registry("unlearning loss")
+
+
+def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """log p(label) per position (shifted) and the answer-token mask: both [b, n-1]."""
+    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    target = labels[:, 1:]
+    mask = target != -100
+    lp = logp.gather(-1, target.clamp(min=0)[..., None]).squeeze(-1)
+    return lp * mask, mask
+
+
+def seq_nll(logits, labels, reduction: str = "sum") -> torch.Tensor:
+    """[b] per-sequence answer NLL: sum over tokens, or mean per token."""
+    lp, mask = token_logprobs(logits, labels)
+    nll = -lp.sum(-1)
+    return nll if reduction == "sum" else nll / mask.sum(-1).clamp(min=1)
+
+
+def mean_ce(logits, labels) -> torch.Tensor:
+    lp, mask = token_logprobs(logits, labels)
+    return -lp.sum() / mask.sum().clamp(min=1)
+
+
+def retain_term(kind: str, logits, labels, ref_logits=None) -> torch.Tensor:
+    """NLL (mean CE) or KL(π_ref ‖ π_θ) over answer tokens of retain prompts (padding masked)."""
+    if kind == "nll":
+        return mean_ce(logits, labels)
+    mask = (labels[:, 1:] != -100)
+    p_ref = torch.log_softmax(ref_logits[:, :-1].float(), -1)
+    p = torch.log_softmax(logits[:, :-1].float(), -1)
+    kl = (p_ref.exp() * (p_ref - p)).sum(-1)
+    return (kl * mask).sum() / mask.sum().clamp(min=1)
+
+
+@dataclass
+class Step:
+    forget_logits: torch.Tensor
+    forget_labels: torch.Tensor
+    retain_logits: torch.Tensor | None
+    retain_labels: torch.Tensor | None
+    ref_forget_nll: torch.Tensor | None = None  # [b] reference NLL (NPO)
+    ref_retain_logits: torch.Tensor | None = None  # (KL retain term)
+    forget_mask: torch.Tensor | None = None  # attention masks [b, n]
+    retain_mask: torch.Tensor | None = None
+    forget_hidden: torch.Tensor | None = None  # RMU: h_L on forget
+    retain_hidden: torch.Tensor | None = None
+    ref_retain_hidden: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    loss: str = "graddiff"
+    forget_weight: float = 1.0
+    retain_weight: float = 1.0
+    retain: Literal["nll", "kl"] = "nll"
+    reduction: Literal["sum", "mean"] = "sum"
+    beta: float = 0.1  # NPO (SimNPO uses simnpo_beta)
+    simnpo_beta: float = 2.5
+    simnpo_delta: float = 0.0
+    rmu_layer: int | None = None  # None = the middle layer
+    rmu_c: float = 6.5
+    rmu_alpha: float = 100.0
+    mu_floor: float = -5.0  # mechanistic-unlearning loss stops at log p < this
+
+
+class Loss:
+    name: str
+    needs_ref: bool = False  # reference NLL on forget (NPO)
+    uses_hidden: bool = False  # RMU
+
+    def forget_part(self, step: Step, cfg: LossConfig) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, step: Step, cfg: LossConfig) -> dict[str, torch.Tensor]:
+        parts = {"forget": self.forget_part(step, cfg)}
+        if step.retain_logits is not None and cfg.retain_weight:
+            parts["retain"] = self.retain_part(step, cfg)
+        return parts
+
+    def retain_part(self, step: Step, cfg: LossConfig) -> torch.Tensor:
+        return retain_term(cfg.retain, step.retain_logits, step.retain_labels, step.ref_retain_logits)
+
+
+def register(cls):
+    LOSSES.register(cls.name)(cls)
+    return cls
+
+
+@register
+class GA(Loss):
+    """Gradient ascent on the forget set: −CE_f (no retain term)."""
+    name = "ga"
+
+    def forget_part(self, step, cfg):
+        return -mean_ce(step.forget_logits, step.forget_labels)
+
+    def __call__(self, step, cfg):
+        return {"forget": self.forget_part(step, cfg)}
+
+
+@register
+class GradDiff(Loss):
+    """−CE_f + λ·retain term."""
+    name = "graddiff"
+
+    def forget_part(self, step, cfg):
+        return -mean_ce(step.forget_logits, step.forget_labels)
+
+
+@register
+class NPO(Loss):
+    """−(2/β) E log σ(β·(NLL_θ − NLL_ref)) on forget + retain term."""
+    name = "npo"
+    needs_ref = True
+
+    def forget_part(self, step, cfg):
+        nll = seq_nll(step.forget_logits, step.forget_labels, cfg.reduction)
+        return -(2 / cfg.beta) * F.logsigmoid(cfg.beta * (nll - step.ref_forget_nll)).mean()
+
+
+@register
+class SimNPO(Loss):
+    """−(2/β) E log σ(β·(NLL_θ/|y| − δ)), no reference model."""
+    name = "simnpo"
+
+    def forget_part(self, step, cfg):
+        nll = seq_nll(step.forget_logits, step.forget_labels, "mean")
+        return -(2 / cfg.simnpo_beta) * F.logsigmoid(cfg.simnpo_beta * (nll - cfg.simnpo_delta)).mean()
+
+
+@register
+class MechUnlearn(Loss):
+    """−log(1 − p(answer)) per answer token, zeroed once log p < floor (Guo et al.)."""
+    name = "mu"
+
+    def forget_part(self, step, cfg):
+        logits = step.forget_logits[:, :-1].float()
+        target = step.forget_labels[:, 1:]
+        mask = target != -100
+        t = target.clamp(min=0)
+        lse_all = torch.logsumexp(logits, -1)
+        others = logits.scatter(-1, t[..., None], float("-inf"))
+        loss = torch.logsumexp(others, -1) - lse_all  # = log(1 - p)
+        logp = logits.gather(-1, t[..., None]).squeeze(-1) - lse_all
+        active = mask & (logp >= cfg.mu_floor)
+        return -(loss * active).sum() / mask.sum().clamp(min=1)
+
+
+@register
+class RMU(Loss):
+    """MSE(h_L(x_f), c·u) + α·MSE(h_L(x_r), h_L^frozen(x_r)) at `hook_resid_post` of layer L."""
+    name = "rmu"
+    uses_hidden = True
+
+    def __init__(self):
+        self.u = None
+
+    def forget_part(self, step, cfg):
+        h = step.forget_hidden.float()
+        if self.u is None:
+            gen = torch.Generator().manual_seed(0)
+            u = torch.rand(h.shape[-1], generator=gen)
+            self.u = u / u.norm()
+        mask = step.forget_mask.bool()  # every real token of the forget text
+        target = cfg.rmu_c * self.u.to(h.device)
+        return ((h - target) ** 2).mean(-1)[mask].mean()
+
+    def retain_part(self, step, cfg):
+        mask = step.retain_mask.bool()
+        diff = ((step.retain_hidden.float() - step.ref_retain_hidden.float()) ** 2).mean(-1)
+        return cfg.rmu_alpha * diff[mask].mean()

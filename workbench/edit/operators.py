@@ -1,0 +1,368 @@
+"""Operators: `apply(loaded, localisation, task, options) -> Edit`, registered by name.
+
+Ablations (hook-level, exportable where weights can express them):
+- `ablate`: zero / mean (over retain prompts) / resample ablation of the top unit sites of a
+  localisation (heads, MLP neurons, MLP outputs); weight localisations zero their top weights.
+- `directional`: remove r = mean h(forget) − mean h(retain) (`hook_resid_post` of a layer,
+  last prompt position) from every residual write (hook form) or from the weights that write
+  to the residual (`weight_form=true`: embedding, W_O, W_out orthogonalised).
+- `remove-experts`: mask the top experts' router logits (-inf) in their layers.
+- `needle`: concept-vector Needle: noise N(0, σ²) on the top value vectors, then gradient
+  ascent on the forget text training only those vectors (weight decay 0).
+Masked fine-tuning (one trainer, loss objects; mask from the localisation or none):
+`ga`, `graddiff`, `npo`, `simnpo`, `rmu`, `mu`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+from ..hooks import hook_session
+from ..localise.data import build_prompts
+from ..localise.faithfulness import eval_examples, mean_activations
+from ..models.arch import resolve, weight_sites
+from ..registry import Registry, config_from_dict
+from ..sites import ExpertSite, HookSite, NeuronSite, RouterSite, Site, WeightSite
+from .edit import Edit, Intervention
+from .losses import LOSSES, LossConfig
+from .trainer import TrainConfig, unlearn
+
+OPERATORS: Registry = Registry("operator")
+
+
+class Operator:
+    name: str
+    summary: str
+    Config: type
+    needs_localisation: bool = True
+
+    def apply(self, loaded, localisation, task, config, progress: bool) -> Edit:
+        raise NotImplementedError
+
+
+def register(cls):
+    OPERATORS.register(cls.name)(cls)
+    return cls
+
+
+def apply_operator(loaded, localisation, task, name: str, options: dict[str, Any] | None = None,
+                   progress: bool = True) -> Edit:
+    cls = OPERATORS.get(name)
+    config = config_from_dict(cls.Config, options)
+    if cls.needs_localisation and localisation is None:
+        raise ValueError(f"operator {name!r} needs a localisation (--localisation PATH or --method NAME)")
+    start = time.perf_counter()
+    edit = cls().apply(loaded, localisation, task, config, progress)
+    edit.provenance.update({
+        "operator": name, "config": dataclasses.asdict(config), "model": loaded.spec,
+        "task": task.name, "task_hash": task.content_hash, "seconds": round(time.perf_counter() - start, 3),
+        "localisation": None if localisation is None else {
+            k: localisation.provenance.get(k) for k in ("localiser", "config", "model_hash", "task_hash")},
+    })
+    return edit
+
+
+def _chosen(localisation, k, fraction):
+    if k is None and fraction is None:
+        fraction = 0.05
+    return localisation.top(k=k, fraction=fraction) if localisation.kind != "weight" else None
+
+
+# -- ablations -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AblateConfig:
+    mode: Literal["zero", "mean", "resample"] = "mean"
+    k: int | None = None
+    fraction: float | None = None  # default 0.05 of the sites (weights: of the scored scalars)
+    bank: int = 64  # resample: retain activations kept per site
+    max_facts: int = 200
+    seed: int = 0
+
+
+@register
+class Ablate(Operator):
+    name = "ablate"
+    summary = "zero / mean / resample ablation of the top sites (weights: zeroed)"
+    Config = AblateConfig
+
+    def apply(self, loaded, loc, task, cfg: AblateConfig, progress):
+        model = loaded.model
+        if loc.kind == "weight":
+            masks = loc.weight_mask(k=cfg.k, fraction=cfg.fraction if cfg.k is not None or cfg.fraction else 0.05)
+            weights = {n: torch.where(m, torch.zeros_like(model.get_parameter(n)), model.get_parameter(n)).detach()
+                       for n, m in masks.items() if m.any()}
+            return Edit(self.name, {}, weights, [])
+        sites = _chosen(loc, cfg.k, cfg.fraction)
+        bad = [s for s in sites if isinstance(s, (ExpertSite, RouterSite))]
+        if bad:
+            raise ValueError(f"site {str(bad[0])!r}: ablate works on heads, neurons and MLP outputs; "
+                             f"use operator 'remove-experts' for experts")
+        groups: dict[tuple, list[int]] = {}
+        for s in sites:
+            r = resolve(s, model)
+            cols = (list(range(r.act_index[0].start, r.act_index[0].stop)) if r.act_index else None)
+            groups.setdefault((r.module, r.io), []).extend(cols if cols is not None else [-1])
+        means = mean_activations(loaded, task, sites, cfg.max_facts) if cfg.mode == "mean" else None
+        bank = _activation_bank(loaded, task, list(groups), cfg) if cfg.mode == "resample" else None
+        ivs = []
+        for (module, io), cols in groups.items():
+            width = (means or bank)[(module, io)].shape[-1] if (means or bank) else _width(loaded, module, io)
+            cols = list(range(width)) if -1 in cols else sorted(set(cols))
+            if cfg.mode == "zero":
+                value = torch.zeros(len(cols))
+            elif cfg.mode == "mean":
+                value = means[(module, io)][cols]
+            else:
+                value = bank[(module, io)][:, cols]
+            ivs.append(Intervention(module, io, "replace" if cfg.mode != "resample" else "resample", cols, value,
+                                    seed=cfg.seed))
+        return Edit(self.name, {}, {}, ivs, {"sites": [str(s) for s in sites]})
+
+
+def _width(loaded, module, io) -> int:
+    store: dict = {}
+    with torch.no_grad(), hook_session(loaded.model) as hs:
+        hs.read(module, io, store, 0)
+        loaded.model(input_ids=torch.tensor([[loaded.tokenizer.bos_token_id or 0]]))
+    return store[0].shape[-1]
+
+
+@torch.no_grad()
+def _activation_bank(loaded, task, points, cfg) -> dict:
+    exs = eval_examples(task, cfg.max_facts)["retain"]
+    gen = torch.Generator().manual_seed(cfg.seed)
+    rows: dict = {p: [] for p in points}
+    with hook_session(loaded.model) as hs:
+        store: dict = {}
+        for p in points:
+            hs.read(p[0], p[1], store, p)
+        for ex in exs[: max(1, cfg.bank)]:
+            loaded.model(input_ids=torch.tensor([loaded.tokenizer(ex.prompt)["input_ids"]]))
+            for p in points:
+                acts = store[p][0, 1:]
+                rows[p].append(acts[torch.randint(0, acts.shape[0], (1,), generator=gen)])
+    return {p: torch.cat(v)[: cfg.bank] for p, v in rows.items()}
+
+
+@dataclass(frozen=True)
+class DirectionalConfig:
+    layer: int | None = None  # None = the middle layer
+    weight_form: bool = False
+    max_facts: int = 200
+
+
+@register
+class Directional(Operator):
+    name = "directional"
+    summary = "project the forget-vs-retain direction out of every residual write (hook or weight form)"
+    Config = DirectionalConfig
+    needs_localisation = False
+
+    def apply(self, loaded, loc, task, cfg: DirectionalConfig, progress):
+        from ..localise.circuits import resid_at_subject  # noqa: F401  (same hook plumbing)
+
+        model, tok = loaded.model, loaded.tokenizer
+        n_layers = model.config.num_hidden_layers
+        layer = cfg.layer if cfg.layer is not None else n_layers // 2
+        if not 0 <= layer < n_layers:
+            raise ValueError(f"option layer={layer}: out of range (model has {n_layers})")
+        point = resolve(HookSite(layer, "hook_resid_post"), model)
+        means = []
+        for split in ("forget", "retain"):
+            prompts = build_prompts(tok, task, split, max_facts=cfg.max_facts)
+            total, n = 0, 0
+            with torch.no_grad(), hook_session(model) as hs:
+                store: dict = {}
+                hs.read(point.module, point.io, store, 0)
+                for p in prompts:
+                    model(input_ids=torch.tensor([p.ids]))
+                    total = total + store[0][0, -1].double()
+                    n += 1
+            means.append(total / max(n, 1))
+        r = (means[0] - means[1]).float()
+        writers = [("embed.W_E", None)] + [(w, L) for L in range(n_layers) for w in ("attn.W_O", "mlp.W_out")]
+        modules = []
+        for name, L in writers:
+            site = WeightSite(L, name)
+            path = resolve(site, model).params[0].name.removesuffix(".weight")
+            modules.append(path)
+        ivs = [Intervention(m, "output", "project_out", [], r.clone()) for m in modules]
+        if not cfg.weight_form:
+            return Edit(self.name, {}, {}, ivs, {"layer": layer, "direction_norm": float(r.norm())})
+        import copy
+
+        from .bake import bake
+        twin = copy.deepcopy(model)
+        bake(twin, ivs)
+        weights = {f"{m}.weight": twin.get_parameter(f"{m}.weight").detach().clone() for m in modules}
+        return Edit(self.name, {}, weights, [], {"layer": layer, "direction_norm": float(r.norm())})
+
+
+@dataclass(frozen=True)
+class RemoveExpertsConfig:
+    k: int = 1
+
+
+@register
+class RemoveExperts(Operator):
+    name = "remove-experts"
+    summary = "mask the top experts in their routers (router logits set to -inf)"
+    Config = RemoveExpertsConfig
+
+    def apply(self, loaded, loc, task, cfg: RemoveExpertsConfig, progress):
+        experts = [s for s in loc.top(k=len(loc.sites)) if isinstance(s, ExpertSite)][: cfg.k]
+        if not experts:
+            raise ValueError("operator 'remove-experts' needs a localisation of expert sites (blocks.L.mlp.expert.E)")
+        by_layer: dict[int, list[int]] = {}
+        for s in experts:
+            by_layer.setdefault(s.layer, []).append(s.expert)
+        ivs = []
+        for layer, cols in by_layer.items():
+            r = resolve(HookSite(layer, "mlp.gate.hook_out"), loaded.model)
+            ivs.append(Intervention(r.module, r.io, "mask_experts", sorted(cols), site=f"blocks.{layer}.mlp.router"))
+        return Edit(self.name, {}, {}, ivs, {"experts": [str(s) for s in experts]})
+
+
+# -- masked fine-tuning ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FineTuneConfig:
+    # which parameters may move (from the localisation; none = the whole model)
+    k: int | None = None
+    fraction: float | None = None  # of the localisation's sites / scored weights (default 0.05)
+    # the loss (see losses.py)
+    forget_weight: float = 1.0
+    retain_weight: float = 1.0
+    retain: Literal["nll", "kl"] = "nll"
+    reduction: Literal["sum", "mean"] = "sum"
+    beta: float = 0.1
+    simnpo_beta: float = 2.5
+    simnpo_delta: float = 0.0
+    rmu_layer: int | None = None
+    rmu_c: float = 6.5
+    rmu_alpha: float = 100.0
+    mu_floor: float = -5.0
+    # the trainer
+    steps: int = 60
+    lr: float = 1e-3
+    batch_size: int = 32
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    eval_every: int = 0
+    collapse_retain: float | None = None
+    seed: int = 0
+
+
+def _split(cfg, loss_name: str) -> tuple[LossConfig, TrainConfig]:
+    d = dataclasses.asdict(cfg)
+    lc = {f.name: d[f.name] for f in dataclasses.fields(LossConfig) if f.name in d}
+    tc = {f.name: d[f.name] for f in dataclasses.fields(TrainConfig) if f.name in d}
+    return LossConfig(loss=loss_name, **lc), TrainConfig(**tc)
+
+
+def finetune_masks(loaded, loc, cfg) -> dict[str, torch.Tensor] | None:
+    if loc is None:
+        return None
+    fraction = cfg.fraction if (cfg.k is not None or cfg.fraction is not None) else 0.05
+    return loc.mask(loaded.model, k=cfg.k, fraction=None if cfg.k is not None else fraction)
+
+
+class FineTune(Operator):
+    Config = FineTuneConfig
+    needs_localisation = False
+    loss_name: str
+
+    def masks(self, loaded, loc, cfg):
+        return finetune_masks(loaded, loc, cfg)
+
+    def apply(self, loaded, loc, task, cfg, progress):
+        loss_cfg, train_cfg = _split(cfg, self.loss_name)
+        masks = self.masks(loaded, loc, cfg)
+        result = unlearn(loaded, task, loss_cfg, train_cfg, masks, progress)
+        changed = {n: w for n, w in result.weights.items() if not torch.equal(w, loaded.model.get_parameter(n))}
+        return Edit(self.name, {}, changed, [], {
+            "history": result.history, "evals": result.evals, "stopped": result.stopped,
+            "steps_done": result.steps_done, "masked": masks is not None,
+            "trainable_scalars": sum(int(m.sum()) for m in masks.values()) if masks else
+            sum(p.numel() for p in loaded.model.parameters())})
+
+
+def _finetune_operator(loss_name: str, summary: str) -> type:
+    cls = type(f"FineTune_{loss_name}", (FineTune,), {"name": loss_name, "loss_name": loss_name, "summary": summary})
+    return register(cls)
+
+
+for _name, _summary in [
+    ("ga", "gradient ascent on the forget set"),
+    ("graddiff", "gradient difference: −CE_f + λ·retain term"),
+    ("npo", "negative preference optimisation (reference = the original model)"),
+    ("simnpo", "SimNPO: length-normalised NPO without a reference"),
+    ("mu", "mechanistic-unlearning loss −log(1 − p(answer)), floored"),
+]:
+    _finetune_operator(_name, f"masked fine-tuning, {_summary}")
+
+
+@register
+class RMUOperator(FineTune):
+    name = "rmu"
+    loss_name = "rmu"
+    summary = "RMU: steer layer-L activations on forget text to c·u, keep retain activations (W_out of L−2..L)"
+
+    def masks(self, loaded, loc, cfg):
+        if loc is not None:
+            return finetune_masks(loaded, loc, cfg)
+        model = loaded.model
+        layer = cfg.rmu_layer if cfg.rmu_layer is not None else model.config.num_hidden_layers // 2
+        out = {}
+        for L in range(max(0, layer - 2), layer + 1):
+            ps = resolve(WeightSite(L, "mlp.W_out"), model).params[0]
+            out[ps.name] = torch.ones_like(model.get_parameter(ps.name), dtype=torch.bool)
+        return out
+
+
+@dataclass(frozen=True)
+class NeedleConfig:
+    k: int = 10
+    sigma: float = 0.1
+    steps: int = 20
+    lr: float = 0.2
+    batch_size: int = 32
+    seed: int = 0
+
+
+@register
+class Needle(Operator):
+    name = "needle"
+    summary = "concept-vector Needle: noise on the top value vectors, then gradient ascent on them only"
+    Config = NeedleConfig
+
+    def apply(self, loaded, loc, task, cfg: NeedleConfig, progress):
+        model = loaded.model
+        vectors = [s for s in loc.top(k=len(loc.sites)) if isinstance(s, NeuronSite)][: cfg.k]
+        if not vectors:
+            raise ValueError("operator 'needle' needs a localisation of MLP neurons (e.g. method 'concept')")
+        masks: dict[str, torch.Tensor] = {}
+        gen = torch.Generator().manual_seed(cfg.seed)
+        saved = {}
+        for s in vectors:
+            ps = resolve(s, model).params[0]  # the value vector (down-projection column)
+            masks.setdefault(ps.name, torch.zeros_like(model.get_parameter(ps.name), dtype=torch.bool))[ps.index] = True
+            saved.setdefault(ps.name, model.get_parameter(ps.name).detach().clone())
+        with torch.no_grad():
+            for s in vectors:
+                view = resolve(s, model).params[0].view(model)
+                view.add_(torch.randn(view.shape, generator=gen) * cfg.sigma)
+        try:
+            loss_cfg = LossConfig(loss="ga", retain_weight=0.0)
+            train_cfg = TrainConfig(steps=cfg.steps, lr=cfg.lr, batch_size=cfg.batch_size, weight_decay=0.0,
+                                    seed=cfg.seed)
+            result = unlearn(loaded, task, loss_cfg, train_cfg, masks, progress)
+        finally:
+            with torch.no_grad():
+                for n, t in saved.items():
+                    model.get_parameter(n).copy_(t)
+        return Edit(self.name, {}, result.weights, [], {"vectors": [str(s) for s in vectors],
+                                                       "history": result.history, "stopped": result.stopped})

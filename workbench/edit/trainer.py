@@ -1,0 +1,190 @@
+"""One trainer loop for every unlearning loss, with optional parameter masks.
+
+Masks come from a `Localisation` (`loc.mask(model, ...)`) or are `None` (the whole model,
+the unmasked baseline). Parameters without a mask entry are frozen (no gradient at all);
+in partly masked parameters the gradient is multiplied by the mask before the step and the
+masked-out coordinates are restored to θ₀ after it (AdamW's decay and momentum would move
+them otherwise). Guards: a non-finite loss stops training and restores the weights that gave
+the last finite loss; an optional collapse stop ends training when retain accuracy falls
+below a threshold (restoring the weights of the last evaluation that passed). The model
+comes back unchanged: the result holds the trained values of the parameters that could move.
+"""
+from __future__ import annotations
+
+import copy
+import random
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from ..hooks import hook_session
+from ..localise.data import answer_batches, default_forms
+from ..models.arch import resolve
+from ..sites import HookSite
+from .losses import LOSSES, LossConfig, Step, seq_nll
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 60
+    lr: float = 1e-3
+    batch_size: int = 32
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    eval_every: int = 0  # 0 = no evaluation during training
+    collapse_retain: float | None = None  # stop when retain accuracy drops below this
+    eval_facts: int = 60
+    seed: int = 0
+
+
+@dataclass
+class TrainResult:
+    weights: dict[str, torch.Tensor]
+    history: list[dict] = field(default_factory=list)
+    evals: list[dict] = field(default_factory=list)
+    stopped: str | None = None
+    steps_done: int = 0
+
+
+def _examples(task, split):
+    forms = default_forms(task)
+    return [task.render(f, n) for f in task.facts(split) for n in forms if f.relation in task.forms[n].templates]
+
+
+def _batch(tok, exs):
+    return next(answer_batches(tok, exs, len(exs)))
+
+
+def _accuracy(loaded, exs) -> float:
+    from ..models.scoring import accuracy, score_examples
+    return accuracy(score_examples(loaded.model, loaded.tokenizer, exs, 128))
+
+
+def unlearn(loaded, task, loss_cfg: LossConfig, cfg: TrainConfig, masks: dict[str, torch.Tensor] | None = None,
+            progress: bool = True) -> TrainResult:
+    model, tok = loaded.model, loaded.tokenizer
+    loss = LOSSES.get(loss_cfg.loss)()
+    rng = random.Random(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    forget, retain = _examples(task, "forget"), _examples(task, "retain")
+    if not forget:
+        raise ValueError(f"task {task.name!r} has no forget examples to train on")
+    params = dict(model.named_parameters())
+    if masks is not None:
+        unknown = sorted(set(masks) - set(params))
+        if unknown:
+            raise ValueError(f"mask for unknown parameter {unknown[0]!r}")
+        masks = {n: m for n, m in masks.items() if bool(m.any())}
+        if not masks:
+            raise ValueError("the mask selects no parameter")
+    trainable = {n: p for n, p in params.items() if masks is None or n in masks}
+    partial = {n: m for n, m in (masks or {}).items() if not bool(m.all())}
+    theta0 = {n: trainable[n].detach().clone() for n in partial}
+    originals = {n: p.detach().clone() for n, p in trainable.items()}
+    flags = {n: p.requires_grad for n, p in params.items()}
+
+    needs_ref_model = loss_cfg.retain == "kl" or loss.uses_hidden
+    ref_model = copy.deepcopy(model).eval() if needs_ref_model else None
+    ref_nll = {}
+    if loss.needs_ref:
+        with torch.no_grad():
+            model.eval()
+            for i in range(0, len(forget), 64):
+                chunk = forget[i : i + 64]
+                ids, mask, labels = _batch(tok, chunk)
+                nll = seq_nll(model(input_ids=ids, attention_mask=mask).logits, labels, loss_cfg.reduction)
+                ref_nll.update({id(ex): v for ex, v in zip(chunk, nll)})
+    hidden_at = None
+    if loss.uses_hidden:
+        layer = loss_cfg.rmu_layer if loss_cfg.rmu_layer is not None else model.config.num_hidden_layers // 2
+        hidden_at = resolve(HookSite(layer, "hook_resid_post"), model)
+
+    result = TrainResult(weights={})
+    last_good = {n: p.detach().clone() for n, p in trainable.items()}
+    passed_eval = dict(last_good)
+    for n, p in params.items():
+        p.requires_grad_(n in trainable)
+    opt = torch.optim.AdamW(list(trainable.values()), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    order: list = []
+    model.train()
+    bar = tqdm(range(cfg.steps), desc=f"unlearning ({loss_cfg.loss})", disable=not progress)
+    try:
+        for step_i in bar:
+            if not order:
+                order = list(range(len(forget)))
+                rng.shuffle(order)
+            idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
+            f_exs = [forget[i] for i in idx]
+            r_exs = rng.sample(retain, min(cfg.batch_size, len(retain))) if retain and loss.name != "ga" else []
+            f_ids, f_mask, f_labels = _batch(tok, f_exs)
+            store: dict = {}
+            with hook_session(model) as hs:
+                if hidden_at is not None:
+                    hs.read(hidden_at.module, hidden_at.io, store, "h", detach=False)
+                f_logits = model(input_ids=f_ids, attention_mask=f_mask).logits
+                f_hidden = store.get("h")
+                step = Step(f_logits, f_labels, None, None, forget_mask=f_mask, forget_hidden=f_hidden)
+                if loss.needs_ref:
+                    step.ref_forget_nll = torch.stack([ref_nll[id(ex)] for ex in f_exs])
+                if r_exs:
+                    r_ids, r_mask, r_labels = _batch(tok, r_exs)
+                    step.retain_logits = model(input_ids=r_ids, attention_mask=r_mask).logits
+                    step.retain_labels, step.retain_mask = r_labels, r_mask
+                    step.retain_hidden = store.get("h")
+            if ref_model is not None and r_exs:
+                with torch.no_grad(), hook_session(ref_model) as hs:
+                    if hidden_at is not None:
+                        hs.read(hidden_at.module, hidden_at.io, store, "ref")
+                    step.ref_retain_logits = ref_model(input_ids=r_ids, attention_mask=r_mask).logits
+                    step.ref_retain_hidden = store.get("ref")
+            parts = loss(step, loss_cfg)
+            total = loss_cfg.forget_weight * parts["forget"] + loss_cfg.retain_weight * parts.get("retain", 0.0)
+            if not torch.isfinite(total):
+                with torch.no_grad():
+                    for n, p in trainable.items():
+                        p.copy_(last_good[n])
+                result.stopped = f"non-finite loss at step {step_i}: kept the weights of step {max(0, step_i - 1)}"
+                break
+            with torch.no_grad():
+                for n, p in trainable.items():
+                    last_good[n].copy_(p)
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            for n, m in partial.items():
+                if trainable[n].grad is not None:
+                    trainable[n].grad.mul_(m)
+            if cfg.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(list(trainable.values()), cfg.max_grad_norm)
+            opt.step()
+            with torch.no_grad():
+                for n, m in partial.items():
+                    trainable[n].copy_(torch.where(m, trainable[n], theta0[n]))
+            row = {"step": step_i + 1, "loss": float(total.detach()), **{k: float(v.detach()) for k, v in parts.items()}}
+            result.history.append(row)
+            result.steps_done = step_i + 1
+            bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k != "step"})
+            if cfg.eval_every and (step_i + 1) % cfg.eval_every == 0:
+                model.eval()
+                ev = {"step": step_i + 1, "forget": _accuracy(loaded, forget[: cfg.eval_facts]),
+                      "retain": _accuracy(loaded, retain[: cfg.eval_facts])}
+                model.train()
+                result.evals.append(ev)
+                if cfg.collapse_retain is not None and ev["retain"] < cfg.collapse_retain:
+                    with torch.no_grad():
+                        for n, p in trainable.items():
+                            p.copy_(passed_eval[n])
+                    result.stopped = (f"retain accuracy {ev['retain']:.3f} < {cfg.collapse_retain} at step "
+                                      f"{step_i + 1}: kept the weights of the last evaluation that passed")
+                    break
+                passed_eval = {n: p.detach().clone() for n, p in trainable.items()}
+    finally:
+        bar.close()
+        result.weights = {n: p.detach().clone() for n, p in trainable.items()}
+        with torch.no_grad():
+            for n, p in trainable.items():
+                p.copy_(originals[n])
+        for n, p in params.items():
+            p.requires_grad_(flags[n])
+        model.eval()
+    return result
