@@ -65,7 +65,7 @@ SMALL_SPEC = "testbed:dense?people=40&attributes=3&steps=600"
 def test_localise_prints_top_sites_layers_and_check_table(tmp_path):
     out = tmp_path / "loc"
     r = run("localise", "--model", SMALL_SPEC, "--method", "circuits", "-o", "nodes=neuron", "-o", "max_facts=40",
-            "--check", "--draws", "2", "--out", str(out), "--top", "3")
+            "--check", "--draws", "2", "--out", str(out), "--top", "3", "--fresh")
     assert r.returncode == 0, r.stderr
     assert "top sites:" in r.stdout and "blocks." in r.stdout and "per layer" in r.stdout
     assert "faithfulness" in r.stdout and "random_forget_drop" in r.stdout
