@@ -22,11 +22,17 @@ ROWS = [
     ("concept", {}, "needle", {}),
     (None, {}, "directional", {}),
     (None, {}, "directional", {"weight_form": True}),
-    *[(loc, lo, op, oo) for op, oo in [("graddiff", {}), ("npo", {}), ("simnpo", {}), ("rmu", {})]
+    *[(loc, lo, op, oo) for op, oo in [("graddiff", {}), ("npo", {}), ("simnpo", {}),
+                                        ("rmu", {"lr": 3e-3, "steps": 100})]
       for loc, lo in [(None, {}), ("wagle", {}), ("circuits", {"mode": "flu"}), ("concept", {})]],
     ("selective", {}, "npo", {}),
     ("selective", {}, "graddiff", {}),
-    ("circuits", {"mode": "flu"}, "mu", {}),
+    # the mechanistic-unlearning loss with a heavier retain term drawn 75% from retain people
+    # who share a name part with a forget person (the neighbours' weak spot)
+    *[(loc, lo, "mu", {"retain_weight": 5, "retain_similar": 0.75, "steps": 150, "lr": 3e-4, **extra})
+      for loc, lo, extra in [(None, {}, {}), ("wagle", {}, {"fraction": 0.5}), ("selective", {}, {"fraction": 0.5}),
+                             ("circuits", {"mode": "flu"}, {"fraction": 0.2})]],
+    ("wagle", {}, "simnpo", {"retain_weight": 5, "retain_similar": 0.75, "steps": 200, "lr": 1e-3, "fraction": 0.5}),
 ]
 
 

@@ -77,7 +77,8 @@ class LossConfig:
     simnpo_beta: float = 2.5
     simnpo_delta: float = 0.0
     rmu_layer: int | None = None  # None = the middle layer
-    rmu_c: float = 6.5
+    rmu_c: float | None = None  # None = rmu_scale x the mean residual norm at layer L (small models)
+    rmu_scale: float = 4.0
     rmu_alpha: float = 100.0
     mu_floor: float = -5.0  # mechanistic-unlearning loss stops at log p < this
 
@@ -173,6 +174,7 @@ class RMU(Loss):
 
     def __init__(self):
         self.u = None
+        self.c = None
 
     def forget_part(self, step, cfg):
         h = step.forget_hidden.float()
@@ -181,7 +183,9 @@ class RMU(Loss):
             u = torch.rand(h.shape[-1], generator=gen)
             self.u = u / u.norm()
         mask = step.forget_mask.bool()  # every real token of the forget text
-        target = cfg.rmu_c * self.u.to(h.device)
+        if self.c is None:  # fixed at the first batch (θ₀)
+            self.c = cfg.rmu_c if cfg.rmu_c is not None else cfg.rmu_scale * float(h.detach().norm(dim=-1)[mask].mean())
+        target = self.c * self.u.to(h.device)
         return ((h - target) ** 2).mean(-1)[mask].mean()
 
     def retain_part(self, step, cfg):

@@ -242,7 +242,8 @@ class FineTuneConfig:
     simnpo_beta: float = 2.5
     simnpo_delta: float = 0.0
     rmu_layer: int | None = None
-    rmu_c: float = 6.5
+    rmu_c: float | None = None  # None = rmu_scale x the mean residual norm at layer L (small models)
+    rmu_scale: float = 4.0
     rmu_alpha: float = 100.0
     mu_floor: float = -5.0
     # the trainer
@@ -253,6 +254,7 @@ class FineTuneConfig:
     max_grad_norm: float = 1.0
     eval_every: int = 0
     collapse_retain: float | None = None
+    retain_similar: float = 0.0
     seed: int = 0
 
 

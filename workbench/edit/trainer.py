@@ -6,7 +6,10 @@ in partly masked parameters the gradient is multiplied by the mask before the st
 masked-out coordinates are restored to θ₀ after it (AdamW's decay and momentum would move
 them otherwise). Guards: a non-finite loss stops training and restores the weights that gave
 the last finite loss; an optional collapse stop ends training when retain accuracy falls
-below a threshold (restoring the weights of the last evaluation that passed). The model
+below a threshold (restoring the weights of the last evaluation that passed).
+`retain_similar` draws that share of each retain batch from retain people who share a name
+part with a forget person: the hardest retain cases (the testbed's neighbours are such people
+held out of training). The model
 comes back unchanged: the result holds the trained values of the parameters that could move.
 """
 from __future__ import annotations
@@ -35,6 +38,7 @@ class TrainConfig:
     eval_every: int = 0  # 0 = no evaluation during training
     collapse_retain: float | None = None  # stop when retain accuracy drops below this
     eval_facts: int = 60
+    retain_similar: float = 0.0  # share of each retain batch from retain subjects sharing a name part with a forget subject
     seed: int = 0
 
 
@@ -68,6 +72,8 @@ def unlearn(loaded, task, loss_cfg: LossConfig, cfg: TrainConfig, masks: dict[st
     rng = random.Random(cfg.seed)
     torch.manual_seed(cfg.seed)
     forget, retain = _examples(task, "forget"), _examples(task, "retain")
+    parts_of = {w for ex in forget for w in ex.fact.subject.split()}
+    similar = [ex for ex in retain if parts_of & set(ex.fact.subject.split())]
     if not forget:
         raise ValueError(f"task {task.name!r} has no forget examples to train on")
     params = dict(model.named_parameters())
@@ -116,7 +122,10 @@ def unlearn(loaded, task, loss_cfg: LossConfig, cfg: TrainConfig, masks: dict[st
                 rng.shuffle(order)
             idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
             f_exs = [forget[i] for i in idx]
-            r_exs = rng.sample(retain, min(cfg.batch_size, len(retain))) if retain and loss.name != "ga" else []
+            r_exs = []
+            if retain and loss.name != "ga":
+                n_sim = min(len(similar), round(cfg.retain_similar * cfg.batch_size))
+                r_exs = rng.sample(similar, n_sim) + rng.sample(retain, min(cfg.batch_size - n_sim, len(retain)))
             f_ids, f_mask, f_labels = _batch(tok, f_exs)
             store: dict = {}
             with hook_session(model) as hs:
