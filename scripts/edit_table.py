@@ -35,6 +35,16 @@ ROWS = [
     ("wagle", {}, "simnpo", {"retain_weight": 5, "retain_similar": 0.75, "steps": 200, "lr": 1e-3, "fraction": 0.5}),
 ]
 
+# testbed:moe: the expert localiser (UOE affinity) with its natural operators
+ROWS_MOE = [
+    ("experts", {}, "remove-experts", {"k": 1}),
+    ("experts", {}, "uoe", {}),
+    ("experts", {}, "uoe", {"lr": 1e-3, "steps": 100}),
+    ("experts", {}, "uoe", {"lr": 1e-3, "steps": 100, "router_anchor": 0.0}),
+    (None, {}, "npo", {}),
+    (None, {}, "mu", {"retain_weight": 5, "retain_similar": 0.75, "steps": 150, "lr": 3e-4}),
+]
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -59,7 +69,10 @@ def main() -> None:
     orc = acc(oracle.model, oracle.tokenizer)
     rows = [{"localiser": "-", "operator": "original", **original}, {"localiser": "-", "operator": "oracle", **orc}]
     print(table(rows), flush=True)
-    for loc_name, loc_opts, op, op_opts in ROWS:
+    from workbench.localise.experts import selection_overlap
+
+    is_moe = "expert" in m.arch.units
+    for loc_name, loc_opts, op, op_opts in (ROWS_MOE if is_moe else ROWS):
         loc = localise_cached(m, task, loc_name, loc_opts, progress=False)[0] if loc_name else None
         t0 = time.perf_counter()
         edit = apply_operator(m, loc, task, op, op_opts, progress=False)
@@ -67,13 +80,21 @@ def main() -> None:
             r = acc(m.model, m.tokenizer)
         label = "none" if not loc_name else loc_name + ("[" + ",".join(f"{k}={v}" for k, v in loc_opts.items()) + "]"
                                                          if loc_opts else "")
+        if is_moe:  # routing shift on forget text (1 = same experts as the original)
+            forget_text = [task.render(f, "para0") for f in task.facts("forget")]
+            with edit.applied(m.model):
+                import copy
+                twin = copy.copy(m)
+                twin.model = copy.deepcopy(m.model)
+            r["routing_overlap"] = sum(selection_overlap(m, twin, forget_text)) / m.model.config.num_hidden_layers
         ok = (r["forget"] <= orc["forget"] + 0.05 and r["retain"] >= 0.95 * original["retain"]
               and r["neighbour"] >= 0.90 * original["neighbour"])
         rows.append({"localiser": label, "operator": op + (str(op_opts) if op_opts else ""), **r,
                      "seconds": time.perf_counter() - t0, "target": "yes" if ok else ""})
         print(table(rows[-1:]), flush=True)
     print(f"\noperator x localiser on {args.spec} (accuracy over every non-MCQ form)")
-    print(table(rows, ["localiser", "operator", "forget", "retain", "neighbour", "seconds", "target"]))
+    print(table(rows, ["localiser", "operator", "forget", "retain", "neighbour", "seconds", "target"]
+                + (["routing_overlap"] if is_moe else [])))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=1)

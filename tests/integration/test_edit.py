@@ -126,10 +126,10 @@ def test_collapse_stop(small_dense, task):
     assert edit.provenance["evals"][-1]["retain"] < 0.9
 
 
-@pytest.mark.parametrize("operator", [n for n in OPERATORS.names() if n != "remove-experts"])
+@pytest.mark.parametrize("operator", [n for n in OPERATORS.names() if n not in ("remove-experts", "uoe")])
 def test_every_operator_runs(operator, small_dense, task, neurons):
     options = {"steps": 4, "batch_size": 8} if "steps" in OPERATORS.get(operator).Config.__dataclass_fields__ else {}
-    loc = None if operator == "directional" else neurons
+    loc = None if operator in ("directional", "lunar") else neurons
     edit = apply_operator(small_dense, loc, task, operator, options, progress=False)
     assert edit.weights or edit.interventions
     assert edit.provenance["operator"] == operator and edit.provenance["seconds"] >= 0
@@ -158,3 +158,29 @@ def test_remove_experts_routes_around_the_expert(small_moe):
     assert not (seen[-1] == expert).any() and seen[-1].shape == seen[0].shape  # routed around it
     assert not torch.equal(clean, edited)
     assert torch.equal(routed(small_moe.model), clean)  # and back after the scope
+
+
+def test_uoe_trains_only_the_top_expert_and_its_router_with_the_anchor(small_moe):
+    from workbench.localise.experts import routing, selection_overlap
+
+    task = small_moe.task()
+    loc = localise(small_moe, task, "experts", {"max_facts": 20}, progress=False)
+    n_layers, n_exp = small_moe.model.config.num_hidden_layers, small_moe.model.config.num_local_experts
+    aff = loc.scores.reshape(n_layers, n_exp)
+    assert torch.allclose(aff.sum(-1), torch.ones(n_layers), atol=1e-5)  # a softmax, averaged
+    sel = torch.tensor(loc.provenance["forget_selected"])
+    assert torch.allclose(sel.sum(-1), torch.full((n_layers,), float(small_moe.model.config.num_experts_per_tok)))
+    top = loc.top(k=1)[0]
+    before = _state(small_moe.model)
+    edit = apply_operator(small_moe, loc, task, "uoe", {"steps": 4, "batch_size": 8, "lr": 1e-2}, progress=False)
+    assert edit.provenance["anchor"] == [top.layer, top.expert]
+    assert "anchor" in edit.provenance["history"][-1]
+    prefix = f"model.layers.{top.layer}.mlp."
+    assert set(edit.weights) == {prefix + "experts.gate_up_proj", prefix + "experts.down_proj", prefix + "gate.weight"}
+    for name, new in edit.weights.items():
+        if "experts" in name:  # other experts of the fused tensors are untouched
+            others = [e for e in range(n_exp) if e != top.expert]
+            assert torch.equal(new[others], before[name][others]) and not torch.equal(new[top.expert], before[name][top.expert])
+    examples = [task.render(f, "para0") for f in task.facts("forget")]
+    assert selection_overlap(small_moe, small_moe, examples) == pytest.approx([1.0] * n_layers)
+    assert routing(small_moe, examples)[0].shape == (n_layers, n_exp)

@@ -64,6 +64,15 @@ class Step:
     forget_hidden: torch.Tensor | None = None  # RMU: h_L on forget
     retain_hidden: torch.Tensor | None = None
     ref_retain_hidden: torch.Tensor | None = None
+    router_probs: torch.Tensor | None = None  # UOE: router softmax [b, n, E] at the anchored layer
+
+
+def anchor_term(probs: torch.Tensor, expert: int, mask: torch.Tensor) -> torch.Tensor:
+    """UOE router anchor: mean over real tokens of ‖g − onehot(expert)‖²."""
+    target = torch.zeros(probs.shape[-1], device=probs.device)
+    target[expert] = 1.0
+    sq = ((probs.float() - target) ** 2).sum(-1)
+    return (sq * mask).sum() / mask.sum().clamp(min=1)
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,7 @@ class LossConfig:
     rmu_scale: float = 4.0
     rmu_alpha: float = 100.0
     mu_floor: float = -5.0  # mechanistic-unlearning loss stops at log p < this
+    router_anchor: float = 0.0  # UOE: weight of ‖g − onehot(expert)‖² on forget tokens
 
 
 class Loss:

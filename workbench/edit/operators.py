@@ -9,8 +9,10 @@ Ablations (hook-level, exportable where weights can express them):
 - `remove-experts`: mask the top experts' router logits (-inf) in their layers.
 - `needle`: concept-vector Needle: noise N(0, σ²) on the top value vectors, then gradient
   ascent on the forget text training only those vectors (weight decay 0).
+- `lunar`: refit one W_out in closed form (ridge) so forget prompts move toward the state of
+  prompts about unknown people (LUNAR's refusal direction, for a world without refusals).
 Masked fine-tuning (one trainer, loss objects; mask from the localisation or none):
-`ga`, `graddiff`, `npo`, `simnpo`, `rmu`, `mu`.
+`ga`, `graddiff`, `npo`, `simnpo`, `rmu`, `mu`; `uoe` (top expert + its router, NPO, router anchor).
 """
 from __future__ import annotations
 
@@ -246,6 +248,7 @@ class FineTuneConfig:
     rmu_scale: float = 4.0
     rmu_alpha: float = 100.0
     mu_floor: float = -5.0
+    router_anchor: float = 0.0
     # the trainer
     steps: int = 60
     lr: float = 1e-3
@@ -283,11 +286,12 @@ class FineTune(Operator):
     def apply(self, loaded, loc, task, cfg, progress):
         loss_cfg, train_cfg = _split(cfg, self.loss_name)
         masks = self.masks(loaded, loc, cfg)
-        result = unlearn(loaded, task, loss_cfg, train_cfg, masks, progress)
+        anchor = getattr(self, "anchor", None)
+        result = unlearn(loaded, task, loss_cfg, train_cfg, masks, progress, anchor=anchor)
         changed = {n: w for n, w in result.weights.items() if not torch.equal(w, loaded.model.get_parameter(n))}
         return Edit(self.name, {}, changed, [], {
             "history": result.history, "evals": result.evals, "stopped": result.stopped,
-            "steps_done": result.steps_done, "masked": masks is not None,
+            "steps_done": result.steps_done, "masked": masks is not None, "anchor": list(anchor) if anchor else None,
             "trainable_scalars": sum(int(m.sum()) for m in masks.values()) if masks else
             sum(p.numel() for p in loaded.model.parameters())})
 
@@ -322,6 +326,35 @@ class RMUOperator(FineTune):
         for L in range(max(0, layer - 2), layer + 1):
             ps = resolve(WeightSite(L, "mlp.W_out"), model).params[0]
             out[ps.name] = torch.ones_like(model.get_parameter(ps.name), dtype=torch.bool)
+        return out
+
+
+@dataclass(frozen=True)
+class UOEConfig(FineTuneConfig):
+    beta: float = 0.001  # NPO β of the paper
+    lr: float = 1e-4
+    router_anchor: float = 1.0
+    experts: int = 1  # M: how many top experts to unlearn (the paper's best is 1)
+
+
+@register
+class UOE(FineTune):
+    name = "uoe"
+    loss_name = "npo"
+    summary = "UOE: NPO on the top-affinity expert and its router only, plus the router anchor term"
+    Config = UOEConfig
+    needs_localisation = True
+
+    def masks(self, loaded, loc, cfg):
+        experts = [s for s in loc.top(k=len(loc.sites)) if isinstance(s, ExpertSite)][: cfg.experts]
+        if not experts:
+            raise ValueError("operator 'uoe' needs an expert localisation (method 'experts')")
+        self.anchor = (experts[0].layer, experts[0].expert)
+        out: dict[str, torch.Tensor] = {}
+        for site in [*experts, *{RouterSite(s.layer) for s in experts}]:
+            for ps in resolve(site, loaded.model).params:
+                out.setdefault(ps.name, torch.zeros_like(loaded.model.get_parameter(ps.name), dtype=torch.bool))
+                out[ps.name][ps.index] = True
         return out
 
 
@@ -368,3 +401,85 @@ class Needle(Operator):
                     model.get_parameter(n).copy_(t)
         return Edit(self.name, {}, result.weights, [], {"vectors": [str(s) for s in vectors],
                                                        "history": result.history, "stopped": result.stopped})
+
+
+@dataclass(frozen=True)
+class LunarConfig:
+    layer: int | None = None  # None = the middle layer
+    scale: float = 2.0  # forget rows map to mlp_out + scale * r
+    ridge: float = 1e-2  # λ: pull toward the original W_out
+    max_facts: int = 200
+    seed: int = 0
+
+
+def unknown_subjects(task, n: int, seed: int = 0) -> list[str]:
+    """Subjects the task never mentions, built from its own name parts (first part of one
+    subject + last part of another); single-word subjects are paired instead."""
+    import random
+
+    rng = random.Random(seed)
+    known = {f.subject for f in task.all_facts}
+    subjects = sorted(known)
+    out: list[str] = []
+    for _ in range(50 * n):
+        a, b = rng.sample(subjects, 2)
+        cand = f"{a.split()[0]} {b.split()[-1]}" if len(a.split()) > 1 else f"{a} {b}"
+        if cand not in known and cand not in out:
+            out.append(cand)
+        if len(out) >= n:
+            break
+    return out
+
+
+@register
+class Lunar(Operator):
+    name = "lunar"
+    summary = "LUNAR: refit one W_out (ridge) so forget prompts move toward the unknown-entity state"
+    Config = LunarConfig
+    needs_localisation = False
+
+    @torch.no_grad()
+    def apply(self, loaded, loc, task, cfg: LunarConfig, progress):
+        """r = mean resid(L, last position | prompts about unknown people) − mean(same | forget
+        prompts); W_out of layer L is refitted in closed form so that forget rows give
+        mlp_out + scale·r and retain rows keep their mlp_out (ridge toward the original)."""
+        model, tok = loaded.model, loaded.tokenizer
+        n_layers = model.config.num_hidden_layers
+        layer = cfg.layer if cfg.layer is not None else n_layers // 2
+        if not 0 <= layer < n_layers:
+            raise ValueError(f"option layer={layer}: out of range (model has {n_layers})")
+        w_ps = resolve(WeightSite(layer, "mlp.W_out"), model).params[0]
+        resid = resolve(HookSite(layer, "hook_resid_post"), model)
+        hidden = resolve(HookSite(layer, "mlp.hook_post"), model)
+        forget = build_prompts(tok, task, "forget", max_facts=cfg.max_facts, seed=cfg.seed)
+        retain = build_prompts(tok, task, "retain", max_facts=cfg.max_facts, seed=cfg.seed)
+        if not forget or not retain:
+            raise ValueError(f"task {task.name!r}: LUNAR needs forget and retain prompts")
+        unknown = []
+        names = unknown_subjects(task, len(forget), cfg.seed)
+        for p, other in zip(forget, names):
+            unknown.append(tok(p.example.prompt.replace(p.example.fact.subject, other))["input_ids"])
+
+        def collect(id_lists):
+            res, hid = [], []
+            with hook_session(model) as hs:
+                store: dict = {}
+                hs.read(resid.module, resid.io, store, "r")
+                hs.read(hidden.module, hidden.io, store, "h")
+                for ids in id_lists:
+                    model(input_ids=torch.tensor([list(ids)]))
+                    res.append(store["r"][0, -1].double())
+                    hid.append(store["h"][0, -1].double())
+            return torch.stack(res), torch.stack(hid)
+        r_unknown, _ = collect(unknown)
+        r_forget, h_forget = collect([p.ids for p in forget])
+        _, h_retain = collect([p.ids for p in retain])
+        direction = r_unknown.mean(0) - r_forget.mean(0)
+        w0 = w_ps.view(model).detach().double()  # [d, m]
+        a = torch.cat([h_forget, h_retain])  # [N, m]
+        b = torch.cat([h_forget @ w0.T + cfg.scale * direction, h_retain @ w0.T])  # [N, d]
+        eye = torch.eye(a.shape[1], dtype=torch.float64)
+        w_t = torch.linalg.solve(a.T @ a + cfg.ridge * eye, a.T @ b + cfg.ridge * w0.T)
+        new = w_t.T.to(w_ps.view(model).dtype)
+        return Edit(self.name, {}, {w_ps.name: new.contiguous()}, [],
+                    {"layer": layer, "direction_norm": float(direction.norm()), "unknown_subjects": names[:5]})

@@ -25,7 +25,7 @@ from ..hooks import hook_session
 from ..localise.data import answer_batches, default_forms
 from ..models.arch import resolve
 from ..sites import HookSite
-from .losses import LOSSES, LossConfig, Step, seq_nll
+from .losses import LOSSES, LossConfig, Step, anchor_term, seq_nll
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,9 @@ def _accuracy(loaded, exs) -> float:
 
 
 def unlearn(loaded, task, loss_cfg: LossConfig, cfg: TrainConfig, masks: dict[str, torch.Tensor] | None = None,
-            progress: bool = True) -> TrainResult:
+            progress: bool = True, anchor: tuple[int, int] | None = None) -> TrainResult:
+    """Train with `loss_cfg` under `cfg`; `anchor` = (layer, expert) adds the UOE router
+    anchor (weight `loss_cfg.router_anchor`) on forget tokens."""
     model, tok = loaded.model, loaded.tokenizer
     loss = LOSSES.get(loss_cfg.loss)()
     rng = random.Random(cfg.seed)
@@ -106,6 +108,9 @@ def unlearn(loaded, task, loss_cfg: LossConfig, cfg: TrainConfig, masks: dict[st
         layer = loss_cfg.rmu_layer if loss_cfg.rmu_layer is not None else model.config.num_hidden_layers // 2
         hidden_at = resolve(HookSite(layer, "hook_resid_post"), model)
 
+    router_at = None
+    if anchor is not None and loss_cfg.router_anchor:
+        router_at = resolve(HookSite(anchor[0], "mlp.gate.hook_out"), model)
     result = TrainResult(weights={})
     last_good = {n: p.detach().clone() for n, p in trainable.items()}
     passed_eval = dict(last_good)
@@ -131,9 +136,13 @@ def unlearn(loaded, task, loss_cfg: LossConfig, cfg: TrainConfig, masks: dict[st
             with hook_session(model) as hs:
                 if hidden_at is not None:
                     hs.read(hidden_at.module, hidden_at.io, store, "h", detach=False)
+                if router_at is not None:
+                    hs.read(router_at.module, router_at.io, store, "router", detach=False)
                 f_logits = model(input_ids=f_ids, attention_mask=f_mask).logits
                 f_hidden = store.get("h")
                 step = Step(f_logits, f_labels, None, None, forget_mask=f_mask, forget_hidden=f_hidden)
+                if router_at is not None:
+                    step.router_probs = torch.softmax(store["router"].float(), -1).reshape(*f_ids.shape, -1)
                 if loss.needs_ref:
                     step.ref_forget_nll = torch.stack([ref_nll[id(ex)] for ex in f_exs])
                 if r_exs:
@@ -148,7 +157,10 @@ def unlearn(loaded, task, loss_cfg: LossConfig, cfg: TrainConfig, masks: dict[st
                     step.ref_retain_logits = ref_model(input_ids=r_ids, attention_mask=r_mask).logits
                     step.ref_retain_hidden = store.get("ref")
             parts = loss(step, loss_cfg)
-            total = loss_cfg.forget_weight * parts["forget"] + loss_cfg.retain_weight * parts.get("retain", 0.0)
+            if router_at is not None:
+                parts["anchor"] = loss_cfg.router_anchor * anchor_term(step.router_probs, anchor[1], f_mask)
+            total = (loss_cfg.forget_weight * parts["forget"] + loss_cfg.retain_weight * parts.get("retain", 0.0)
+                     + parts.get("anchor", 0.0))
             if not torch.isfinite(total):
                 with torch.no_grad():
                     for n, p in trainable.items():
