@@ -25,8 +25,13 @@ def task(small_dense):
     return small_dense.task()
 
 
+MOE_ONLY = {"experts"}  # localisers of mixture-of-experts models run on the small MoE testbed
+
+
 @pytest.mark.parametrize("method", LOCALISERS.names())
-def test_every_localiser_is_documented_runs_and_round_trips(method, small_dense, task, tmp_path):
+def test_every_localiser_is_documented_runs_and_round_trips(method, tmp_path, request):
+    small_dense = request.getfixturevalue("small_moe" if method in MOE_ONLY else "small_dense")
+    task = small_dense.task()
     cls = LOCALISERS.get(method)
     assert cls.summary and sys.modules[cls.__module__].__doc__
     assert f"`{method}`" in README.read_text(), f"README does not document localiser {method!r}"
@@ -129,3 +134,8 @@ def test_component_budget_by_parameter_count(small_dense, task):
     assert chosen == [s for s, _ in loc.ranked()[: len(chosen)]]
     masks = loc.mask(model, sites=chosen)
     assert sum(int(m.sum()) for m in masks.values()) == sum(sizes)
+
+
+def test_expert_localiser_refuses_dense_models(small_dense, task):
+    with pytest.raises(ValueError, match="needs a mixture-of-experts model"):
+        localise(small_dense, task, "experts", {}, progress=False)

@@ -165,8 +165,6 @@ class Directional(Operator):
     needs_localisation = False
 
     def apply(self, loaded, loc, task, cfg: DirectionalConfig, progress):
-        from ..localise.circuits import resid_at_subject  # noqa: F401  (same hook plumbing)
-
         model, tok = loaded.model, loaded.tokenizer
         n_layers = model.config.num_hidden_layers
         layer = cfg.layer if cfg.layer is not None else n_layers // 2
