@@ -30,6 +30,17 @@ def small_dense():
 
 
 @pytest.fixture(scope="session")
+def small_dense_oracle(small_dense):
+    return _load(small_dense.oracle_spec)
+
+
+@pytest.fixture(scope="session")
+def small_dense_oracle_seed1():
+    """A second oracle, trained with another seed: what "indistinguishable" looks like."""
+    return _load(f"testbed:dense?{SMALL}&oracle=1&train_seed=1")
+
+
+@pytest.fixture(scope="session")
 def small_moe():
     return _load(f"testbed:moe?{SMALL}")
 
@@ -49,7 +60,7 @@ def smollm2():
     return _load("smollm2-135m-instruct")
 
 
-_SESSION_MODELS = ("small_dense", "small_moe", "default_dense", "default_dense_oracle", "smollm2")
+_SESSION_MODELS = ("small_dense", "small_dense_oracle", "small_dense_oracle_seed1", "small_moe", "default_dense", "default_dense_oracle", "smollm2")
 
 
 def _hooks(module: torch.nn.Module) -> int:

@@ -42,6 +42,16 @@ def _threads() -> None:
     torch.set_num_threads(max(1, os.cpu_count() or 1))
 
 
+def _model_and_task(model: str, task: str):
+    """Load a model (threads set for this machine) and its forget task."""
+    _threads()
+    from .models import load
+    from .tasks import task_for
+
+    loaded = load(model)
+    return loaded, task_for(loaded, task)
+
+
 def table(rows: list[dict], columns: list[str] | None = None) -> str:
     """Plain-text table; floats print with three decimals."""
     if not rows:
@@ -229,12 +239,7 @@ def localise_cmd(
     options = parse_options(option)
     config_from_dict(LOCALISERS.get(method).Config, options)  # bad options fail before any loading
     fractions = [float(b) for b in budgets.split(",") if b.strip()]
-    _threads()
-    from .models import load
-    from .tasks import task_for
-
-    loaded = load(model)
-    forget_task = task_for(loaded, task)
+    loaded, forget_task = _model_and_task(model, task)
     typer.echo(forget_task.summary())
     loc, path, reused = localise_cached(loaded, forget_task, method, options, progress=True, fresh=fresh)
     if out:
@@ -318,13 +323,10 @@ def edit_cmd(
     if localisation:
         from .localise import Localisation
         loc = Localisation.load(localisation)
-    _threads()
     from .models import load
     from .models.knowledge import split_accuracy
-    from .tasks import task_for
 
-    loaded = load(model)
-    forget_task = task_for(loaded, task)
+    loaded, forget_task = _model_and_task(model, task)
     if method:
         from .localise.base import localise_cached
         loc, path, _ = localise_cached(loaded, forget_task, method, parse_options(loc_option))
@@ -348,6 +350,75 @@ def edit_cmd(
         typer.echo(f"edit saved to {edit.save(out)}")
     if export:
         typer.echo(f"HF checkpoint exported to {edit.export(loaded, export)}")
+
+
+# -- probe ---------------------------------------------------------------------------------
+def _dir_identity(path: str) -> str:
+    """Content hash of every file in a directory (an edit's identity for the probe cache)."""
+    import hashlib
+    from pathlib import Path
+
+    h = hashlib.sha256()
+    for f in sorted(Path(path).rglob("*")):
+        if f.is_file():
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@app.command("probe")
+@_user_errors
+def probe_cmd(
+    model: str = typer.Option("testbed:dense", help="model spec"),
+    task: str = typer.Option("default", help="default | real:TOPIC"),
+    edit: Optional[str] = typer.Option(None, help="a saved edit directory (from `workbench edit --out`)"),
+    oracle: str = typer.Option("auto", help="auto (the model's oracle twin, if it has one) | none | a model spec"),
+    probes: Optional[str] = typer.Option(None, help="comma-separated probe families (default: all; see --list)"),
+    option: Optional[list[str]] = typer.Option(None, "--option", "-o", help="probe option key=value (see --list)"),
+    json_out: Optional[str] = typer.Option(None, "--json", help="write the full result (JSON) here"),
+    figures: Optional[str] = typer.Option("probe-figures", help="write plotly figures (HTML) to this directory"),
+    fresh: bool = typer.Option(False, help="recompute even if the cache holds the measurements"),
+    list_: bool = typer.Option(False, "--list", help="list the probe families and the options"),
+):
+    """Probe the original, the edited and the oracle model side by side: behaviour, TOFU and
+    MUSE metrics, membership inference, parametric traces, latent probes, prompt-level and
+    relearning attacks. Prints the table; writes the JSON result and the figures."""
+    import dataclasses
+
+    from probes import FAMILIES, ProbeConfig, probe
+    from probes.figures import write_figures
+    from .registry import config_from_dict, parse_options
+
+    if list_:
+        for name in FAMILIES.names():
+            typer.echo(f"{name:10s} {FAMILIES.get(name).summary}")
+        typer.echo("options: " + ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(ProbeConfig)))
+        return
+    options = parse_options(option)
+    if probes:
+        options["families"] = probes
+    config = config_from_dict(ProbeConfig, options)
+    config.check()
+    edit_obj = None
+    if edit:
+        from .edit import Edit
+        edit_obj = Edit.load(edit)
+    from probes import Edited
+
+    loaded, forget_task = _model_and_task(model, task)
+    typer.echo(forget_task.summary())
+    edited = None
+    if edit_obj is not None:
+        edited = Edited(edit_obj.operator, lambda: edit_obj.applied(loaded.model), _dir_identity(edit))
+    result = probe(loaded, forget_task, edited=edited, oracle=None if oracle == "none" else oracle,
+                   config=config, progress=True, use_cache=not fresh)
+    typer.echo("")
+    typer.echo(result.table())
+    if json_out:
+        typer.echo(f"\nresult written to {result.save(json_out)}")
+    if figures:
+        paths = write_figures(result, figures)
+        typer.echo("figures: " + ", ".join(str(p) for p in paths))
 
 
 # -- demo ---------------------------------------------------------------------------------

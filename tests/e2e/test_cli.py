@@ -1,4 +1,5 @@
 """The real `workbench` command, as a user runs it."""
+import json
 import os
 import subprocess
 import sys
@@ -116,3 +117,29 @@ def test_edit_bad_input_is_one_clear_line(args, needle):
     assert r.returncode == 2, r.stdout + r.stderr
     lines = [l for l in r.stderr.splitlines() if l.strip() and not l.startswith("Loading")]
     assert lines and lines[-1].startswith("error: ") and needle in lines[-1], r.stderr
+
+
+def test_probe_cli_prints_the_table_and_writes_json_and_figures(tmp_path):
+    spec = "testbed:dense?people=40&attributes=3&steps=600"
+    out = tmp_path / "result.json"
+    r = run("probe", "--model", spec, "--probes", "behaviour,relearn", "-o", "relearn_steps=4",
+            "--json", str(out), "--figures", str(tmp_path / "fig"), "--fresh")
+    assert r.returncode == 0, r.stderr
+    assert "behaviour.forget.all" in r.stdout and "relearn.forget.gap" in r.stdout
+    assert "[edited] not probed: no edit given" in r.stdout
+    assert "probing" in r.stderr  # the progress bar
+    data = json.loads(out.read_text())
+    assert set(data["models"]) == {"original", "oracle"}
+    curves = next(m for m in data["metrics"] if m["name"] == "relearn.forget.final")["curves"]
+    assert len(curves["original"]) == 5 and len(curves["oracle"]) == 5
+    assert (tmp_path / "fig" / "relearning.html").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("probe", "--probes", "behaviour,vibes"), "probe 'vibes'"),
+    (("probe", "-o", "relearn_steps=many"), "relearn_steps"),
+    (("probe", "--edit", "/nonexistent/edit"), "/nonexistent/edit"),
+])
+def test_probe_cli_bad_input(args, needle):
+    r = run(*args, timeout=120)
+    assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -195,11 +195,12 @@ class World:
 
     def is_trained(self, fact: Fact, form: Form) -> bool:
         """Whether the full model's corpus holds this (fact, form) pair."""
-        if form.name == "para_unseen":
+        person = self._by_name.get(fact.subject)  # None: not a person of this world
+        if person is None or form.name == "para_unseen":
             return False
         if form.kind == "declarative":
             return True
-        return self._by_name[fact.subject].qa_trained
+        return person.qa_trained
 
     def task(self) -> ForgetTask:
         lexicon = sorted({w for p in self.forget_people for w in (p.first, p.last, *p.attributes.values())})

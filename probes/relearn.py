@@ -1,0 +1,146 @@
+"""Relearning attacks (Guo et al. 2024; Łucki et al. 2024): fine-tune on half of the forget
+facts (or on unrelated retain facts only) for k steps and measure accuracy on the other half
+of the forget facts after every step. The same protocol on the oracle gives the curve of a
+model that never learned the facts; the relearning gap is the area between the two curves.
+
+The model is trained in place (so hook-level edits stay attached) and every parameter is
+restored bit-identically afterwards.
+"""
+from __future__ import annotations
+
+import random
+
+import torch
+
+from workbench.models.scoring import accuracy, score_examples
+from workbench.models.train import _collate
+
+from .base import Context, family, mean
+from .result import Metric
+
+
+def halves(ctx: Context):
+    facts = list(ctx.task.facts("forget"))
+    order = list(range(len(facts)))
+    random.Random(f"{ctx.config.seed}|relearn").shuffle(order)
+    half = len(facts) // 2
+    return [facts[i] for i in sorted(order[:half])], [facts[i] for i in sorted(order[half:])]
+
+
+def _train_texts(task, facts) -> list[str]:
+    out = []
+    for f in facts:
+        for form in task.forms.values():
+            if f.relation not in form.templates or form.kind == "mcq":
+                continue
+            trained = task.trained(f, form) if task.trained is not None else form.kind == "declarative"
+            if trained:
+                out.append(task.render(f, form).text)
+    return out
+
+
+def _eval(model, tok, task, facts) -> float:
+    exs = [ex for f in facts for ex in (task.render(f, n) for n, form in task.forms.items()
+                                          if form.kind != "mcq" and f.relation in form.templates)]
+    return accuracy(score_examples(model, tok, exs)) if exs else float("nan")
+
+
+def _lr(ctx: Context, model) -> float:
+    if ctx.config.relearn_lr is not None:
+        return ctx.config.relearn_lr
+    small = sum(p.numel() for p in model.parameters()) < 10_000_000
+    if ctx.config.relearn_method == "lora":
+        return 2e-4 if not small else 1e-3
+    return 3e-4 if small else 2e-5
+
+
+def attack(ctx: Context, model, tok, train_facts, eval_facts) -> list[list[float]]:
+    """[[step, accuracy on eval_facts], ...] from step 0 (before training) to k."""
+    cfg = ctx.config
+    texts = _train_texts(ctx.task, train_facts)
+    seqs = [tok(t)["input_ids"] + ([tok.eos_token_id] if tok.eos_token_id is not None else []) for t in texts]
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    saved = {n: p.detach().clone() for n, p in model.state_dict().items()}
+    grads = {n: p.requires_grad for n, p in model.named_parameters()}
+    was = model.training
+    curve = [[0, _eval(model, tok, ctx.task, eval_facts)]]
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(f"{cfg.seed}|relearn-batches")
+    lora = None
+    try:
+        if cfg.relearn_method == "lora":
+            from peft import LoraConfig, get_peft_model
+
+            lora = get_peft_model(model, LoraConfig(
+                r=cfg.relearn_lora_r, lora_alpha=cfg.relearn_lora_alpha, lora_dropout=0.0,
+                target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj"]))
+            params = [p for p in lora.parameters() if p.requires_grad]
+        else:
+            params = [p for p in model.parameters()]
+            for p in params:
+                p.requires_grad_(True)
+        opt = torch.optim.AdamW(params, lr=_lr(ctx, model), weight_decay=0.0)
+        net = lora if lora is not None else model
+        for step in range(1, cfg.relearn_steps + 1):
+            if seqs:
+                net.train()
+                idx = rng.sample(range(len(seqs)), min(cfg.relearn_batch, len(seqs)))
+                ids, labels, mask = _collate(seqs, idx, pad)
+                dev = next(model.parameters()).device
+                loss = net(input_ids=ids.to(dev), attention_mask=mask.to(dev), labels=labels.to(dev)).loss
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                net.eval()
+            curve.append([step, _eval(model, tok, ctx.task, eval_facts)])
+    finally:
+        if lora is not None:
+            lora.unload()
+        with torch.no_grad():
+            for n, p in model.state_dict().items():
+                p.copy_(saved[n])
+        for n, p in model.named_parameters():
+            p.requires_grad_(grads[n])
+        model.zero_grad(set_to_none=True)
+        model.train(was)
+    return curve
+
+
+def relearn_measure(ctx: Context, model, tok) -> dict:
+    train, held = halves(ctx)
+    out = {"n_train": len(train), "n_eval": len(held)}
+    for data in ctx.config.relearn_data:
+        source = train if data == "forget" else list(ctx.task.facts("retain"))[: max(1, len(train))]
+        out[data] = attack(ctx, model, tok, source, held)
+    return out
+
+
+def gap(curve: list, reference: list) -> float:
+    """Area between two curves over the attack steps, per step (accuracy units)."""
+    ys = [a[1] - b[1] for a, b in zip(curve, reference)]
+    if len(ys) < 2:
+        return ys[0] if ys else float("nan")
+    return sum((ys[i] + ys[i + 1]) / 2 for i in range(len(ys) - 1)) / (len(ys) - 1)
+
+
+def relearn_compare(ctx: Context, raws: dict, missing: dict):
+    metrics = []
+    for data in ctx.config.relearn_data:
+        label = "half of the forget facts" if data == "forget" else "unrelated retain facts"
+        metrics.append(Metric(
+            f"relearn.{data}.final", "relearn", "reference", {r: x[data][-1][1] for r, x in raws.items()},
+            curves={r: x[data] for r, x in raws.items()},
+            description=f"accuracy on the held-out forget half after fine-tuning on {label} "
+                        f"for {ctx.config.relearn_steps} steps"))
+        g = Metric(f"relearn.{data}.gap", "relearn", "lower",
+                   description="area between this model's relearning curve and the oracle's, per step")
+        if "oracle" in raws:
+            g.values = {r: gap(x[data], raws["oracle"][data]) for r, x in raws.items()}
+        else:
+            g.notes = {r: missing.get("oracle", "no oracle to compare with") for r in raws}
+        metrics.append(g)
+    return metrics, {r: {k: v for k, v in x.items()} for r, x in raws.items()}
+
+
+family("relearn", "relearning attacks: fine-tune on half the forget set (or on retain data); curve and gap to the oracle")(
+    (relearn_measure, relearn_compare))

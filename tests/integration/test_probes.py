@@ -1,0 +1,130 @@
+"""Probes on the small testbed: they separate the original from the oracle, two oracles
+from each other not, hook edits from weight edits; the model is left as it was."""
+import pytest
+import torch
+
+from probes import Edited, ProbeConfig, probe
+from probes.figures import FIGURES
+from workbench.edit import apply_operator
+from workbench.localise import localise
+from workbench.localise.localisation import model_fingerprint
+from workbench.models.knowledge import knowledge
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def baseline(small_dense, small_dense_oracle):
+    """original vs oracle, every family, computed once (cache off: honest numbers)."""
+    before = model_fingerprint(small_dense.model)
+    result = probe(small_dense, oracle=small_dense_oracle, progress=False, use_cache=False)
+    assert model_fingerprint(small_dense.model) == before, "probing changed the model"
+    return result
+
+
+def test_probes_separate_the_original_from_the_oracle(baseline):
+    r = baseline
+    assert set(r.models) == {"original", "oracle"} and "edited" in r.missing
+    assert r.value("tofu.forget_quality", "original") < 0.01
+    assert r.value("tofu.forget_quality", "oracle") == pytest.approx(1.0)
+    assert r.value("muse.auc.mink", "original") > r.value("muse.auc.mink", "oracle") + 0.3
+    assert abs(r.value("muse.auc.mink", "oracle") - 0.5) < 0.2
+    chance = r.details["latent"]["oracle"]["chance"]
+    assert r.value("latent.best_layer.forget", "original") > chance + 0.5
+    assert r.value("latent.best_layer.forget", "oracle") < chance + 0.15
+    assert r.value("relearn.forget.final", "original") > r.value("relearn.forget.final", "oracle") + 0.4
+    assert r.value("relearn.forget.gap", "original") > 0.4 and r.value("relearn.forget.gap", "oracle") == 0
+    assert r.value("prompts.logit_lens.forget", "original") > r.value("prompts.logit_lens.forget", "oracle") + 0.5
+    curve = r.metric("relearn.forget.final").curves["oracle"]
+    assert [p[0] for p in curve] == list(range(ProbeConfig().relearn_steps + 1))
+
+
+def test_two_oracles_are_indistinguishable(small_dense, small_dense_oracle, small_dense_oracle_seed1):
+    r = probe(small_dense_oracle_seed1, small_dense.task(), oracle=small_dense_oracle,
+              config={"families": ("tofu", "muse")}, progress=False, use_cache=False)
+    assert r.value("tofu.forget_quality", "original") >= 0.05  # "original" = the seed-1 oracle
+    assert abs(r.value("muse.privleak", "original")) < 30
+
+
+def test_behaviour_matches_the_knowledge_table(small_dense, baseline):
+    table = knowledge(small_dense.model, small_dense.tokenizer, small_dense.task())
+    for split, groups in table.items():
+        for group, cell in groups.items():
+            assert baseline.value(f"behaviour.{split}.{group}", "original") == pytest.approx(cell.accuracy)
+    samples = baseline.details["behaviour"]["original"]["samples"]["forget"]
+    assert samples and all(s["generated"] == s["answer"] for s in samples)  # the original knows them
+
+
+def test_hook_edit_forgets_behaviourally_but_leaves_the_weights(small_dense):
+    """An activation-level ablation removes the behaviour while every value vector stays in
+    the weights: the parametric trace is intact (cos 1), unlike a fine-tuning edit."""
+    task = small_dense.task()
+    loc = localise(small_dense, task, "concept", {}, progress=False)
+    hook = apply_operator(small_dense, loc, task, "ablate", {"mode": "zero", "fraction": 0.25})
+    tuned = apply_operator(small_dense, None, task, "graddiff", {"steps": 20})
+    cfg = {"families": ("behaviour", "traces"), "trace_vectors": 10}
+    rh = probe(small_dense, task, edited=Edited("ablate", lambda: hook.applied(small_dense.model), "h1"),
+               oracle=None, config=cfg, progress=False, use_cache=False)
+    rt = probe(small_dense, task, edited=Edited("graddiff", lambda: tuned.applied(small_dense.model), "t1"),
+               oracle=None, config=cfg, progress=False, use_cache=False)
+    assert rh.value("traces.concept.cos", "edited") == pytest.approx(1.0)
+    assert rh.value("traces.touched.count", "edited") == 0
+    assert "no value vector changed" in rh.metric("traces.touched.cos").notes["edited"]
+    assert rt.value("traces.touched.count", "edited") > 0
+    assert rt.value("traces.concept.cos", "edited") < 1.0
+    assert rt.value("behaviour.forget.all", "edited") < rt.value("behaviour.forget.all", "original")
+    assert "oracle" in rh.missing and rh.missing["oracle"] == "not requested"
+    assert rh.details["traces"]["edited"]["concept"][0]["tokens_before"]
+
+
+def test_cache_reuses_measurements(small_dense, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
+    cfg = {"families": ("behaviour", "latent"), "max_facts": 6}
+    a = probe(small_dense, config=cfg, oracle=None, progress=False)
+    b = probe(small_dense, config=cfg, oracle=None, progress=False)
+    assert not any(a.cached["behaviour"].values()) and all(b.cached["behaviour"].values())
+    assert [m.values for m in a.metrics] == [m.values for m in b.metrics]
+    c = probe(small_dense, config={**cfg, "seed": 1}, oracle=None, progress=False)
+    assert not any(c.cached["latent"].values())  # another subsample: measured again
+
+
+def test_lora_relearning_restores_the_model(small_dense):
+    before = model_fingerprint(small_dense.model)
+    grads = [p.requires_grad for p in small_dense.model.parameters()]
+    r = probe(small_dense, oracle=None, progress=False, use_cache=False,
+              config={"families": ("relearn",), "relearn_method": "lora", "relearn_steps": 3,
+                      "relearn_data": ("forget",), "max_facts": 8})
+    assert len(r.metric("relearn.forget.final").curves["original"]) == 4
+    assert model_fingerprint(small_dense.model) == before
+    assert [p.requires_grad for p in small_dense.model.parameters()] == grads
+    assert not any("lora" in n for n, _ in small_dense.model.named_parameters())
+    assert "no oracle" in r.metric("relearn.forget.gap").notes["original"] or \
+        r.metric("relearn.forget.gap").notes["original"] == "not requested"
+
+
+def test_figures_render(baseline):
+    for name, fn in FIGURES.items():
+        fig = fn(baseline)
+        assert fig.data, name
+    rel = FIGURES["relearning"](baseline)
+    assert {t.name.split(":")[0] for t in rel.data} == {"original", "oracle"}
+
+
+@pytest.mark.slow
+def test_every_probe_runs_on_smollm2_and_states_the_missing_oracle(smollm2):
+    before = model_fingerprint(smollm2.model)
+    r = probe(smollm2, progress=False, use_cache=False,
+              config={"max_facts": 4, "relearn_steps": 1, "relearn_data": ("forget",), "trace_vectors": 5,
+                      "samples": 2})
+    assert model_fingerprint(smollm2.model) == before
+    assert set(r.models) == {"original"} and "no oracle for smollm2" in r.missing["oracle"]
+    for name in ("tofu.forget_quality", "muse.privleak", "relearn.forget.gap"):
+        assert "no oracle for smollm2" in r.metric(name).notes["original"]
+    assert {m.family for m in r.metrics} == set(ProbeConfig().families)
+    assert r.value("behaviour.forget.prompt", "original") == 1.0  # the usable task: facts it answers in this form
+    assert r.value("muse.auc.loss", "original") > 0.5
+    latent = r.metric("latent.best_layer.forget")
+    assert len(latent.curves["original"]) == smollm2.model.config.num_hidden_layers
+    assert latent.value("original") is not None or "retain answers" in latent.notes["original"]
+    assert r.value("tofu.rouge.forget", "original") > 0.5  # greedy answers in the form the facts were chosen in
+    assert r.details["traces"]["original"]["concept"]

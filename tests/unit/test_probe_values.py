@@ -1,0 +1,118 @@
+"""Probe values and text metrics: no model needed."""
+import json
+import math
+
+import pytest
+
+from probes import FAMILY_NAMES, Metric, ProbeConfig, ProbeResult
+from probes.base import nonmember_facts, subsample
+from probes.behaviour import _tr_score, ks_pvalue
+from probes.relearn import gap
+from probes.text import auc, rouge_l
+from workbench.registry import config_from_dict
+from workbench.tasks.task import Fact, ForgetTask, Form
+
+pytestmark = pytest.mark.unit
+
+
+def _result():
+    return ProbeResult(
+        task="t", task_hash="h", models={"original": "m", "oracle": "o"},
+        metrics=[Metric("behaviour.forget.all", "behaviour", "reference", {"original": 0.9, "oracle": 0.1}),
+                 Metric("tofu.forget_quality", "tofu", "higher", {"original": 1e-4, "oracle": 1.0}),
+                 Metric("relearn.forget.final", "relearn", "reference", {"original": 0.8, "oracle": 0.2},
+                        curves={"original": [[0, 0.9], [1, 0.8]], "oracle": [[0, 0.1], [1, 0.2]]}),
+                 Metric("traces.concept.cos", "traces", "higher", {"original": 1.0},
+                        notes={"oracle": "independently trained"})],
+        missing={"edited": "no edit given"}, details={"behaviour": {"original": {"x": [1, 2]}}},
+        config={"max_facts": None})
+
+
+def test_result_round_trips_through_json(tmp_path):
+    r = _result()
+    back = ProbeResult.load(r.save(tmp_path / "r.json"))
+    assert back == r
+    assert back.metric("relearn.forget.final").curves["oracle"] == [[0, 0.1], [1, 0.2]]
+    assert json.loads((tmp_path / "r.json").read_text())["missing"] == {"edited": "no edit given"}
+
+
+def test_table_states_missing_roles_and_reasons():
+    text = _result().table()
+    assert "[edited] not probed: no edit given" in text
+    assert "[oracle] traces.concept.cos: independently trained" in text
+    row = next(l for l in text.splitlines() if l.startswith("traces.concept.cos"))
+    assert row.split()[-1] == "n/a" and "1.000" in row
+    assert [r["role"] for r in _result().records()][:2] == ["original", "oracle"]
+
+
+def test_nan_is_stored_as_null_not_as_invalid_json(tmp_path):
+    r = _result()
+    r.metrics[0].values["original"] = float("nan")
+    r.metrics[0].notes["original"] = "no facts"
+    back = ProbeResult.load(r.save(tmp_path / "r.json"))
+    assert back.value("behaviour.forget.all", "original") is None
+
+
+def test_bad_inputs_are_named():
+    with pytest.raises(ValueError, match="direction 'up'"):
+        Metric("m", "f", "up")
+    with pytest.raises(KeyError, match="metric 'nope'"):
+        _result().metric("nope")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        ProbeResult.load("/nonexistent/result.json")
+    with pytest.raises(ValueError, match="probe 'vibes'"):
+        config_from_dict(ProbeConfig, {"families": "behaviour,vibes"}).check()
+    with pytest.raises(ValueError, match="relearn_method"):
+        config_from_dict(ProbeConfig, {"relearn_method": "magic"})
+    with pytest.raises(ValueError, match="mink_k"):
+        ProbeConfig(mink_k=0).check()
+    assert config_from_dict(ProbeConfig, {"families": "tofu,relearn"}).families == ("tofu", "relearn")
+    assert set(ProbeConfig().families) == set(FAMILY_NAMES)
+
+
+def test_rouge_l():
+    assert rouge_l("Paris", "Paris") == (1.0, 1.0)
+    assert rouge_l("the city of Paris.", "Paris") == (1.0, pytest.approx(2 * 0.25 / 1.25))
+    assert rouge_l("Lima", "Paris") == (0.0, 0.0)
+    rec, f1 = rouge_l("a b x c", "a b c d")
+    assert rec == 0.75 and f1 == pytest.approx(0.75)
+
+
+def test_auc_and_ks():
+    assert auc([3, 4, 5], [0, 1, 2]) == 1.0
+    assert auc([0, 1], [2, 3]) == 0.0
+    assert auc([1, 1], [1, 1]) == 0.5
+    assert math.isnan(auc([], [1.0]))
+    assert ks_pvalue([0.1, 0.2, 0.3], [0.1, 0.2, 0.3]) == pytest.approx(1.0)
+    assert ks_pvalue([0.0] * 20, [1.0] * 20) < 1e-6
+
+
+def test_truth_ratio_scores_and_relearning_gap():
+    assert _tr_score("forget", [1.0, 4.0]) == pytest.approx((1 + 0.25) / 2)
+    assert _tr_score("retain", [0.0, 2.0]) == pytest.approx(0.5)
+    assert gap([[0, 1.0], [1, 1.0], [2, 1.0]], [[0, 0.0], [1, 0.5], [2, 1.0]]) == pytest.approx(0.5)
+    assert gap([[0, 0.2]], [[0, 0.2]]) == 0
+
+
+def _task(n=10):
+    facts = [Fact(f"P{i}", "r", f"a{i}", (f"b{i}", f"c{i}", f"d{i}")) for i in range(n)]
+    return ForgetTask("t", {"forget": facts[:4], "retain": facts[4:]}, {"d": Form("d", "declarative", {"r": "{subject} is"})})
+
+
+def test_subsample_is_seeded_and_nonmembers_differ_only_in_the_answer():
+    t = _task()
+    a, b = subsample(t, 2, 0), subsample(t, 2, 0)
+    assert a.splits == b.splits and len(a.facts("forget")) == 2 and len(a.facts("retain")) == 2
+    assert subsample(t, None, 0) is t
+    non = nonmember_facts(t)
+    assert [(n.subject, n.answer) for n in non] == [(f.subject, f.distractors[0]) for f in t.facts("forget")]
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_every_probe_family_is_registered_and_documented(name):
+    from pathlib import Path
+
+    from probes import FAMILIES
+
+    assert FAMILIES.get(name).summary
+    assert f"`{name}`" in (Path(__file__).parents[2] / "README.md").read_text()
