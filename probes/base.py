@@ -14,7 +14,7 @@ from typing import Callable, Literal
 from workbench.registry import Registry
 from workbench.tasks.task import SPLITS, Example, Fact, ForgetTask
 
-CODE_VERSION = 2
+CODE_VERSION = 3
 FAMILY_NAMES = ("behaviour", "tofu", "muse", "traces", "latent", "relearn", "prompts")
 
 
@@ -74,14 +74,18 @@ class Context:
         if self.config.tofu_form is not None:
             self.task.form(self.config.tofu_form)  # raises naming the accepted forms
             return self.config.tofu_form
-        if self.task.trained is None:  # a real task: its facts are the ones answered in this form
-            return self.task.forms_of("declarative")[0]
-        return (self.task.forms_of("qa") or self.task.forms_of("declarative"))[0]
+        decl, qa = self.task.forms_of("declarative"), self.task.forms_of("qa")
+        if self.task.trained is None and decl:  # a real task: its facts are the ones answered in this form
+            return decl[0]
+        names = qa or decl or [n for n, f in self.task.forms.items() if f.kind != "mcq"]
+        if not names:
+            raise ValueError(f"task {self.task.name!r} has no non-multiple-choice form to probe")
+        return names[0]
 
     @property
     def text_form(self) -> str:
         """The declarative form every model was trained on (for membership texts)."""
-        decl = self.task.forms_of("declarative")
+        decl = self.task.forms_of("declarative") or [self.qa_form]
         if self.task.trained is not None:
             f0 = self.task.facts("forget")[0] if self.task.facts("forget") else None
             trained = [n for n in decl if f0 is None or self.task.trained(f0, self.task.forms[n])]

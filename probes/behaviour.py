@@ -48,8 +48,8 @@ def behaviour_measure(ctx: Context, model, tok) -> dict:
             forms.setdefault(ex.form, []).append(ok)
         out["groups"][split] = {g: mean(v) for g, v in groups.items()}
         out["forms"][split] = {f: mean(v) for f, v in forms.items()}
-        facts = task.facts(split)[: ctx.config.samples]
-        prompts = [task.render(f, ctx.qa_form) for f in facts]
+        facts = [f for f in task.facts(split) if f.relation in task.forms[ctx.qa_form].templates]
+        prompts = [task.render(f, ctx.qa_form) for f in facts[: ctx.config.samples]]
         gens = greedy(model, tok, [p.prompt for p in prompts], ctx.config.generate_tokens) if prompts else []
         out["samples"][split] = [{"prompt": p.prompt, "answer": p.answer, "generated": g}
                                  for p, g in zip(prompts, gens)]
@@ -81,31 +81,33 @@ def tofu_measure(ctx: Context, model, tok) -> dict:
     for split in SPLITS:
         facts = [f for f in ctx.task.facts(split) if f.relation in ctx.task.forms[ctx.qa_form].templates]
         if not facts:
-            out[split] = {"prob": [], "truth_ratio": [], "rouge_recall": [], "rouge_f1": []}
+            out[split] = {"prob": [], "log_truth_ratio": [], "rouge_recall": [], "rouge_f1": []}
             continue
+        facts = [f for f in facts if f.distractors]  # a truth ratio needs wrong answers
         exs = [ctx.task.render(f, ctx.qa_form) for f in facts]
         wrong = [replace(ex, answer=d, options=()) for ex in exs for d in ex.fact.distractors]
         s_right = score_examples(model, tok, exs)
         s_wrong = score_examples(model, tok, wrong)
         per_token = lambda s: s.logprob / max(1, s.n_tokens)  # noqa: E731
-        prob, tr, k = [], [], 0
+        prob, log_tr, k = [], [], 0
         for ex, s in zip(exs, s_right):
             n = len(ex.fact.distractors)
             lw = [per_token(w) for w in s_wrong[k:k + n]]
             k += n
             prob.append(math.exp(per_token(s)))
-            tr.append(math.exp(sum(lw) / len(lw) - per_token(s)))
+            log_tr.append(sum(lw) / n - per_token(s))  # log of the truth ratio: no overflow
         gens = greedy(model, tok, [ex.prompt for ex in exs], ctx.config.generate_tokens)
         rouge = [rouge_l(g, ex.answer) for g, ex in zip(gens, exs)]
-        out[split] = {"prob": prob, "truth_ratio": tr, "rouge_recall": [r for r, _ in rouge],
+        out[split] = {"prob": prob, "log_truth_ratio": log_tr, "rouge_recall": [r for r, _ in rouge],
                       "rouge_f1": [f for _, f in rouge]}
     return out
 
 
-def _tr_score(split: str, trs: list[float]) -> float:
+def _tr_score(split: str, log_trs: list[float]) -> float:
+    """forget: mean min(tr, 1/tr) = exp(-|log tr|); others: mean max(0, 1 - tr)."""
     if split == "forget":
-        return mean([min(t, 1 / t) if t > 0 else 0.0 for t in trs])
-    return mean([max(0.0, 1 - t) for t in trs])
+        return mean([math.exp(-abs(t)) for t in log_trs])
+    return mean([max(0.0, 1 - math.exp(min(t, 50.0))) for t in log_trs])
 
 
 def ks_pvalue(a: list[float], b: list[float]) -> float:
@@ -123,7 +125,7 @@ def tofu_compare(ctx: Context, raws: dict, missing: dict):
         metrics.append(Metric(f"tofu.prob.{split}", "tofu", d, {r: mean(x[split]["prob"]) for r, x in raws.items()},
                               description="mean p(answer)^(1/|answer|) in the question form"))
         metrics.append(Metric(f"tofu.truth_ratio.{split}", "tofu", d,
-                              {r: _tr_score(split, x[split]["truth_ratio"]) for r, x in raws.items()},
+                              {r: _tr_score(split, x[split]["log_truth_ratio"]) for r, x in raws.items()},
                               description="forget: mean min(tr, 1/tr); others: mean max(0, 1 - tr); "
                                           "tr = p(wrong answers, geometric mean) / p(answer)"))
         metrics.append(Metric(f"tofu.rouge.{split}", "tofu", d,
@@ -135,7 +137,7 @@ def tofu_compare(ctx: Context, raws: dict, missing: dict):
         for split in ("retain", "neighbour"):
             if x[split]["prob"]:
                 parts += [mean(x[split]["prob"]), mean(x[split]["rouge_recall"]),
-                          _tr_score(split, x[split]["truth_ratio"])]
+                          _tr_score(split, x[split]["log_truth_ratio"])]
         utility[r] = harmonic_mean(parts) if parts and min(parts) > 0 else (0.0 if parts else float("nan"))
     metrics.append(Metric("tofu.model_utility", "tofu", "higher", utility,
                           description="harmonic mean of probability, ROUGE-L and truth-ratio score "
@@ -144,12 +146,12 @@ def tofu_compare(ctx: Context, raws: dict, missing: dict):
                 description="KS-test p-value between the forget-set truth ratios of the model and "
                             "of the oracle (the oracle against itself: 1)")
     if "oracle" in raws:
-        ref = raws["oracle"]["forget"]["truth_ratio"]
-        fq.values = {r: ks_pvalue(x["forget"]["truth_ratio"], ref) for r, x in raws.items()}
+        ref = raws["oracle"]["forget"]["log_truth_ratio"]  # KS is invariant to the monotone log
+        fq.values = {r: ks_pvalue(x["forget"]["log_truth_ratio"], ref) for r, x in raws.items()}
     else:
         fq.notes = {r: missing.get("oracle", NO_ORACLE) for r in raws}
     metrics.append(fq)
-    details = {r: {"truth_ratio_forget": x["forget"]["truth_ratio"]} for r, x in raws.items()}
+    details = {r: {"log_truth_ratio_forget": x["forget"]["log_truth_ratio"]} for r, x in raws.items()}
     return metrics, details
 
 
@@ -168,7 +170,7 @@ def _attack_scores(stats, texts: list[str], k: float) -> dict[str, list[float]]:
         nll = [-x for x in st.logp]
         n = max(1, math.ceil(k * len(st.logp)))
         out["loss"].append(-mean(nll))
-        out["zlib"].append(-sum(nll) / len(zlib.compress(text.encode())))
+        out["zlib"].append(-mean(nll) / len(zlib.compress(text.encode())))
         out["mink"].append(mean(sorted(st.logp)[:n]))
         z = [(lp - m) / s if s > 0 else 0.0 for lp, m, s in zip(st.logp, st.mu, st.sigma)]
         out["minkpp"].append(mean(sorted(z)[:n]))
@@ -184,7 +186,8 @@ def muse_measure(ctx: Context, model, tok) -> dict:
     sm = _attack_scores(token_stats(model, tok, texts_m), texts_m, k)
     sn = _attack_scores(token_stats(model, tok, texts_n), texts_n, k)
     verb = greedy(model, tok, [e.prompt for e in members], ctx.config.generate_tokens)
-    qa = [ctx.task.render(f, ctx.qa_form) for f in ctx.task.facts("forget")]
+    qa = [ctx.task.render(f, ctx.qa_form) for f in ctx.task.facts("forget")
+          if f.relation in ctx.task.forms[ctx.qa_form].templates]
     know = greedy(model, tok, [e.prompt for e in qa], ctx.config.generate_tokens)
     return {
         "auc": {a: auc(sm[a], sn[a]) for a in ATTACKS},
@@ -205,7 +208,8 @@ def muse_compare(ctx: Context, raws: dict, missing: dict):
                   description="(AUC - AUC_oracle) / AUC_oracle x 100, Min-K% attack; ~0 is ideal")
     if "oracle" in raws:
         ref = raws["oracle"]["auc"]["mink"]
-        leak.values = {r: (x["auc"]["mink"] - ref) / ref * 100 for r, x in raws.items()}
+        leak.values = {r: (x["auc"]["mink"] - ref) / ref * 100 if ref > 0 else float("nan")
+                       for r, x in raws.items()}
     else:
         leak.notes = {r: missing.get("oracle", NO_ORACLE) for r in raws}
     metrics.append(leak)

@@ -116,7 +116,7 @@ def logit_lens_accuracy(model, tok, examples: list[Example]) -> list[float]:
     target = torch.tensor(first)
     accs = []
     for L in range(states.shape[1]):
-        logits = head(norm(states[:, L].to(dev))).float().cpu()
+        logits = head(norm(states[:, L].to(dev, head.weight.dtype))).float().cpu()
         accs.append(float((logits.argmax(-1) == target).float().mean()))
     return accs
 

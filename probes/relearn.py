@@ -73,7 +73,7 @@ def attack(ctx: Context, model, tok, train_facts, eval_facts) -> list[list[float
 
             lora = get_peft_model(model, LoraConfig(
                 r=cfg.relearn_lora_r, lora_alpha=cfg.relearn_lora_alpha, lora_dropout=0.0,
-                target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj"]))
+                target_modules=lora_targets(model)))
             params = [p for p in lora.parameters() if p.requires_grad]
         else:
             params = [p for p in model.parameters()]
@@ -98,12 +98,26 @@ def attack(ctx: Context, model, tok, train_facts, eval_facts) -> list[list[float
             lora.unload()
         with torch.no_grad():
             for n, p in model.state_dict().items():
-                p.copy_(saved[n])
+                if n in saved:
+                    p.copy_(saved[n])
         for n, p in model.named_parameters():
-            p.requires_grad_(grads[n])
+            p.requires_grad_(grads.get(n, p.requires_grad))
         model.zero_grad(set_to_none=True)
         model.train(was)
     return curve
+
+
+LORA_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj")
+
+
+def lora_targets(model) -> list[str]:
+    """Linear layers LoRA may wrap: not those an edit hooks (a LoRA branch would read the
+    un-ablated input and route around the edit)."""
+    out = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and n.split(".")[-1] in LORA_NAMES
+           and not (m._forward_pre_hooks or m._forward_hooks)]
+    if not out:
+        raise ValueError("relearning with LoRA: no linear layer left to adapt (every one carries an edit hook)")
+    return out
 
 
 def relearn_measure(ctx: Context, model, tok) -> dict:

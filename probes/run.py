@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable, ContextManager
@@ -111,6 +112,10 @@ def probe(original, task=None, *, edited: Edited | None = None, oracle="auto",
     reused: dict[str, dict] = {f.name: {} for f in families}
     base_fp = fingerprint(original.model)
     plan = [r for r in ("original", "edited", "oracle") if r in models]
+    if any(f.needs_original for f in families):
+        from .internals import original_vectors
+
+        original_vectors(ctx)  # the original's weights, read before any edit is put on
     total = len(plan) * len(families)
     bar = tqdm(total=total, desc="probing", disable=not progress)
     done = 0
@@ -141,6 +146,12 @@ def probe(original, task=None, *, edited: Edited | None = None, oracle="auto",
         m, d = fam.compare(ctx, raws[fam.name], missing)
         metrics += m
         details[fam.name] = d
+    for m in metrics:  # a value that could not be measured is said so, never a silent blank
+        for role, v in list(m.values.items()):
+            if v is None or not math.isfinite(v):
+                m.values.pop(role)
+                m.notes.setdefault(role, "not measurable here (no data for it: an empty split or form, "
+                                         "or a reference value of 0)")
     return ProbeResult(task=full_task.name, task_hash=sub.content_hash, models=models, metrics=metrics,
                        missing=missing, details=details, config=config.to_dict(), seconds=seconds,
                        cached=reused)

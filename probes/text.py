@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
+from workbench.models.generate import greedy  # noqa: F401  (re-exported for the probes)
+
 
 def _device(model) -> torch.device:
     return next(model.parameters()).device
@@ -42,48 +44,14 @@ def token_stats(model, tokenizer, texts: list[str], batch_size: int = 32) -> lis
                 mask[r, :len(seqs[i])] = 1
             logp = torch.log_softmax(model(input_ids=ids.to(dev), attention_mask=mask.to(dev)).logits.float(), -1)
             p = logp.exp()
-            mu = (p * logp).sum(-1)
-            sigma = ((p * logp ** 2).sum(-1) - mu ** 2).clamp_min(0).sqrt()
+            finite = logp.clamp_min(-1e4)  # p = 0 where logp = -inf: keep 0 * logp at 0
+            mu = (p * finite).sum(-1)
+            sigma = ((p * finite ** 2).sum(-1) - mu ** 2).clamp_min(0).sqrt()
             for r, i in enumerate(idx):
                 n = len(seqs[i])
                 tgt = ids[r, 1:n].to(dev)
                 lp = logp[r, :n - 1].gather(-1, tgt[:, None])[:, 0]
                 out[i] = TokenStats(lp.tolist(), mu[r, :n - 1].tolist(), sigma[r, :n - 1].tolist())
-    finally:
-        model.train(was)
-    return out
-
-
-@torch.no_grad()
-def greedy(model, tokenizer, prompts: list[str], max_new_tokens: int = 8, batch_size: int = 32) -> list[str]:
-    """Greedy continuations, cut at the end-of-sequence token or the first newline after
-    the first words."""
-    seqs = [tokenizer(p)["input_ids"] for p in prompts]
-    by_len: dict[int, list[int]] = {}
-    for i, s in enumerate(seqs):
-        by_len.setdefault(len(s), []).append(i)
-    out = [""] * len(seqs)
-    dev = _device(model)
-    eos = tokenizer.eos_token_id
-    was = model.training
-    model.eval()
-    try:
-        for _, group in sorted(by_len.items()):  # equal lengths: no padding at all
-            for s in range(0, len(group), batch_size):
-                idx = group[s:s + batch_size]
-                ids = torch.tensor([seqs[i] for i in idx], device=dev)
-                new = []
-                for _ in range(max_new_tokens):  # short prompts: recomputing beats cache plumbing
-                    nxt = model(input_ids=ids).logits[:, -1].argmax(-1, keepdim=True)
-                    new.append(nxt)
-                    ids = torch.cat([ids, nxt], 1)
-                gen = torch.cat(new, 1).tolist()
-                for r, i in enumerate(idx):
-                    toks = gen[r]
-                    if eos is not None and eos in toks:
-                        toks = toks[:toks.index(eos)]
-                    text = tokenizer.decode(toks, skip_special_tokens=True)
-                    out[i] = text.strip().split("\n")[0].strip()
     finally:
         model.train(was)
     return out

@@ -88,8 +88,10 @@ def test_auc_and_ks():
 
 
 def test_truth_ratio_scores_and_relearning_gap():
-    assert _tr_score("forget", [1.0, 4.0]) == pytest.approx((1 + 0.25) / 2)
-    assert _tr_score("retain", [0.0, 2.0]) == pytest.approx(0.5)
+    assert _tr_score("forget", [0.0, math.log(4.0)]) == pytest.approx((1 + 0.25) / 2)
+    assert _tr_score("forget", [-math.log(4.0)]) == pytest.approx(0.25)  # min(tr, 1/tr)
+    assert _tr_score("retain", [math.log(0.5), math.log(2.0)]) == pytest.approx(0.25)
+    assert _tr_score("retain", [5000.0]) == 0.0  # a collapsed model: no overflow
     assert gap([[0, 1.0], [1, 1.0], [2, 1.0]], [[0, 0.0], [1, 0.5], [2, 1.0]]) == pytest.approx(0.5)
     assert gap([[0, 0.2]], [[0, 0.2]]) == 0
 
