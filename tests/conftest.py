@@ -56,11 +56,16 @@ def default_dense_oracle(default_dense):
 
 
 @pytest.fixture(scope="session")
+def default_moe():
+    return _load("testbed:moe")
+
+
+@pytest.fixture(scope="session")
 def smollm2():
     return _load("smollm2-135m-instruct")
 
 
-_SESSION_MODELS = ("small_dense", "small_dense_oracle", "small_dense_oracle_seed1", "small_moe", "default_dense", "default_dense_oracle", "smollm2")
+_SESSION_MODELS = ("small_dense", "small_dense_oracle", "small_dense_oracle_seed1", "small_moe", "default_moe", "default_dense", "default_dense_oracle", "smollm2")
 
 
 def _hooks(module: torch.nn.Module) -> int:

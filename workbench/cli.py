@@ -17,7 +17,9 @@ sites_app = typer.Typer(no_args_is_help=True, help="Parse and resolve site addre
 tasks_app = typer.Typer(no_args_is_help=True, help="Show forget tasks.")
 app.add_typer(models_app, name="models")
 app.add_typer(sites_app, name="sites")
+sae_app = typer.Typer(no_args_is_help=True, help="Train SAEs (sae-lens) and show feature cards.")
 app.add_typer(tasks_app, name="tasks")
+app.add_typer(sae_app, name="sae")
 
 
 def _user_errors(fn: Callable) -> Callable:
@@ -256,7 +258,14 @@ def localise_cmd(
     typer.echo("\nper layer (selected = top 1%):")
     rows = loc.per_layer(fraction=0.01)
     typer.echo(table(rows, ["layer", "component", "sites", "selected", "score_sum", "score_max"]))
-    if check:
+    if check and loc.kind == "feature":
+        from .localise.sae import clamp_check
+
+        typer.echo("\nfaithfulness: clamp the top-N SAE features vs N random features of similar firing rate")
+        rows = [clamp_check(loaded, forget_task, loc, n=n, draws=draws) for n in (10, 20)]
+        typer.echo(table(rows, ["n", "c", "forget_drop", "random_forget_drop", "ratio_vs_random", "retain_drop",
+                                "random_retain_drop", "pass"]))
+    elif check:
         typer.echo("\nfaithfulness: top sites vs random sites of the same kind (drops in accuracy)")
         rows = [r.as_dict() for r in faithfulness(loaded, forget_task, loc, budgets=fractions, draws=draws, progress=True)]
         typer.echo(table(rows, ["budget", "n", "forget_drop", "random_forget_drop", "ratio_vs_random",
@@ -287,6 +296,71 @@ def agreement_cmd(paths: list[str] = typer.Argument(..., help="localisation dire
             label += "'"
         locs[label] = loc
     typer.echo(table(agreement(locs, k=k)))
+
+
+# -- sae ----------------------------------------------------------------------------------
+@sae_app.command("train")
+@_user_errors
+def sae_train(
+    model: str = typer.Option("testbed:dense", help="model spec"),
+    layer: Optional[str] = typer.Option(None, help="comma-separated layers (resid_post); default: the middle layer"),
+    option: Optional[list[str]] = typer.Option(None, "--option", "-o", help="SAE option key=value (see --list)"),
+    list_: bool = typer.Option(False, "--list", help="list the SAE options"),
+):
+    """Train SAEs with sae-lens on a model's residual stream (cached); print L0, explained
+    variance, dead-feature fraction and training time per layer."""
+    import dataclasses
+
+    from .registry import config_from_dict, parse_options
+    from .sae import SAEConfig, hook_name, train_sae
+
+    if list_:
+        typer.echo("options: " + ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(SAEConfig)))
+        return
+    options = parse_options(option)
+    config_from_dict(SAEConfig, options)
+    try:
+        layers = [int(x) for x in layer.split(",")] if layer else [None]
+    except ValueError:
+        raise ValueError(f"--layer {layer!r}: expected comma-separated layer numbers") from None
+    _threads()
+    from .models import load
+
+    loaded = load(model)
+    rows = []
+    for L in layers:
+        cfg = config_from_dict(SAEConfig, {**options, "layer": L})
+        _, metrics, path, built = train_sae(loaded, cfg, progress=True)
+        rows.append({"site": hook_name(cfg.resolved_layer(loaded.model.config.num_hidden_layers)),
+                     "d_sae": metrics["d_sae"], "l0": metrics["l0"], "explained_variance": metrics["explained_variance"],
+                     "dead_fraction": metrics["dead_fraction"], "train_s": metrics["train_seconds"],
+                     "cached": not built, "path": str(path)})
+    typer.echo(table(rows))
+
+
+@sae_app.command("cards")
+@_user_errors
+def sae_cards(localisation: str = typer.Argument(..., help="a saved SAE feature localisation (--method sae)"),
+              n: int = typer.Option(10, help="how many top features"),
+              model: Optional[str] = typer.Option(None, help="model spec (default: the localisation's)"),
+              task: str = typer.Option("default", help="default | real:TOPIC")):
+    """Feature cards of the top selected features: firing rate, top-activating contexts in the
+    forget text, top vocabulary tokens of the decoder direction."""
+    from .localise import Localisation
+    from .localise.sae import feature_cards
+    from .sae import cached_sae
+
+    loc = Localisation.load(localisation)
+    if loc.kind != "feature":
+        raise ValueError(f"localisation {localisation!r} holds {loc.kind} sites: expected SAE features (--method sae)")
+    loaded, forget_task = _model_and_task(model or loc.provenance["model"], task)
+    texts = [e.text for e in forget_task.examples("forget") if e.kind != "mcq"]
+    top = loc.top(k=n)
+    for card in feature_cards(loaded, cached_sae(loc.provenance["sae"]), top[0].layer, [s.feature for s in top], texts):
+        typer.echo(f"\nfeature {card['feature']}  firing rate {card['firing_rate']:.3f}")
+        typer.echo("  tokens:   " + " ".join(card["top_tokens"]))
+        for ctx in card["contexts"]:
+            typer.echo(f"  {ctx['activation']:7.2f}  {ctx['text']}")
 
 
 # -- edit ---------------------------------------------------------------------------------

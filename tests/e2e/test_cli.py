@@ -143,3 +143,20 @@ def test_probe_cli_prints_the_table_and_writes_json_and_figures(tmp_path):
 def test_probe_cli_bad_input(args, needle):
     r = run(*args, timeout=120)
     assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_sae_train_localise_and_cards(tmp_path):
+    spec = "testbed:dense?people=40&attributes=3&steps=600"
+    r = run("sae", "train", "--model", spec, "--layer", "1", "-o", "training_tokens=60000")
+    assert r.returncode == 0, r.stderr
+    assert "blocks.1.hook_resid_post" in r.stdout and "explained_variance" in r.stdout and "train_s" in r.stdout
+    out = tmp_path / "loc"
+    r = run("localise", "--model", spec, "--method", "sae", "-o", "layer=1", "-o", "sae_tokens=60000",
+            "--out", str(out), "--check", "--draws", "2")
+    assert r.returncode == 0, r.stderr
+    assert "sae.feature." in r.stdout and "clamp the top-N SAE features" in r.stdout
+    r = run("sae", "cards", str(out), "--n", "3")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("feature ") == 3 and "tokens:" in r.stdout
+    r = run("sae", "train", "--layer", "one", timeout=120)
+    assert r.returncode == 2 and "--layer 'one'" in r.stderr

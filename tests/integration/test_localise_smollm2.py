@@ -45,3 +45,18 @@ def test_oct_top_nodes_carry_the_facts(smollm2, task):
     with mean_ablated(smollm2.model, loc.top(k=3), means):
         top = accuracies(smollm2, task, examples=examples)
     assert base["forget"] - top["forget"] >= 0.5
+
+
+def test_sae_path_on_smollm2(smollm2):
+    """A real model: the SAE trains on real facts plus the model's own continuations, at the
+    early-middle layer, and the feature localiser runs on it (a tiny budget: the path, not
+    the quality; the full run is in the closing note)."""
+    from workbench.localise import localise
+    from workbench.sae import SAEConfig, train_sae
+
+    cfg = SAEConfig(training_tokens=8192, continuations=8)
+    sae, metrics, path, _ = train_sae(smollm2, cfg, progress=False)
+    assert cfg.resolved_layer(smollm2.model.config.num_hidden_layers) == 7
+    assert (path / "cfg.json").is_file() and metrics["d_sae"] == 8 * 576 and metrics["l0"] <= cfg.k
+    loc = localise(smollm2, smollm2.task(), "sae", {"sae": str(path), "layer": 7}, progress=False)
+    assert str(loc.sites[0]).startswith("blocks.7.hook_resid_post.sae.feature.") and len(loc.sites) == 4608

@@ -17,7 +17,7 @@ from workbench.models.arch import resolve
 pytestmark = pytest.mark.integration
 README = Path(__file__).resolve().parents[2] / "README.md"
 FAST = {"circuits": {"max_facts": 40}, "wagle": {"max_facts": 40}, "salun": {"max_facts": 40},
-        "snip": {"max_facts": 40}, "selective": {"max_facts": 40}}
+        "snip": {"max_facts": 40}, "selective": {"max_facts": 40}, "sae": {"sae_tokens": 60_000}}
 
 
 @pytest.fixture(scope="module")

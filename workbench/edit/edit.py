@@ -26,14 +26,17 @@ from torch import nn
 from ..hooks import HookSession
 
 FORMAT_VERSION = 1
-ACTIONS = ("replace", "resample", "project_out", "mask_experts")
+ACTIONS = ("replace", "resample", "project_out", "mask_experts", "sae_clamp")
 
 
 @dataclass
 class Intervention:
     """At `module`'s `io`: `replace` sets columns `cols` to `value`; `resample` sets them to a
     random row of `value` ([bank, width], seeded); `project_out` removes the unit direction
-    `value` from the whole activation; `mask_experts` sets router logits `cols` to -inf."""
+    `value` from the whole activation; `mask_experts` sets router logits `cols` to -inf;
+    `sae_clamp` is the conditional negative clamp of SAE features `cols` (the SAE named by
+    `extra["sae"]`, a sae-lens directory): f = enc(x), err = x - dec(f), f_j = -c where
+    f_j > 0, x' = err + dec(f), at every position but the first (BOS)."""
 
     module: str
     io: str
@@ -42,6 +45,7 @@ class Intervention:
     value: torch.Tensor | None = None
     site: str = ""
     seed: int = 0
+    extra: dict = field(default_factory=dict)  # JSON: e.g. {"sae": DIR, "c": 50.0}
 
     def __post_init__(self):
         if self.action not in ACTIONS:
@@ -64,6 +68,10 @@ class Intervention:
                 x[..., cols] = self.value[rows].to(x.dtype)
                 return x
             return resample
+        if self.action == "sae_clamp":
+            from ..sae import cached_sae, clamp_fn
+
+            return clamp_fn(cached_sae(self.extra["sae"]), cols, float(self.extra["c"]))
         if self.action == "project_out":
             r = self.value / self.value.norm()
 
@@ -79,7 +87,8 @@ class Intervention:
 
     def to_json(self) -> dict:
         return {"module": self.module, "io": self.io, "action": self.action, "cols": self.cols,
-                "site": self.site, "seed": self.seed}
+                "site": self.site, "seed": self.seed, "extra": self.extra}
+
 
 
 @dataclass

@@ -7,6 +7,7 @@ Ablations (hook-level, exportable where weights can express them):
   last prompt position) from every residual write (hook form) or from the weights that write
   to the residual (`weight_form=true`: embedding, W_O, W_out orthogonalised).
 - `remove-experts`: mask the top experts' router logits (-inf) in their layers.
+- `sae-clamp`: SAE conditional negative clamp of the top-N selected features (sae-lens SAE).
 - `needle`: concept-vector Needle: noise N(0, σ²) on the top value vectors, then gradient
   ascent on the forget text training only those vectors (weight decay 0).
 - `lunar`: refit one W_out in closed form (ridge) so forget prompts move toward the state of
@@ -225,6 +226,28 @@ class RemoveExperts(Operator):
             r = resolve(HookSite(layer, "mlp.gate.hook_out"), loaded.model)
             ivs.append(Intervention(r.module, r.io, "mask_experts", sorted(cols), site=f"blocks.{layer}.mlp.router"))
         return Edit(self.name, {}, {}, ivs, {"experts": [str(s) for s in experts]})
+
+
+@dataclass(frozen=True)
+class SAEClampConfig:
+    k: int = 20  # top-N selected features
+    c: float = 50.0  # clamp value: firing selected features are set to -c
+
+
+@register
+class SAEClamp(Operator):
+    name = "sae-clamp"
+    summary = "SAE conditional negative clamp: selected features that fire are set to -c (error term kept)"
+    Config = SAEClampConfig
+
+    def apply(self, loaded, loc, task, cfg: SAEClampConfig, progress):
+        if loc.kind != "feature" or "sae" not in loc.provenance:
+            raise ValueError("operator 'sae-clamp' needs an SAE feature localisation (--method sae)")
+        sites = loc.top(k=cfg.k)
+        r = resolve(sites[0].hook, loaded.model)
+        iv = Intervention(r.module, r.io, "sae_clamp", sorted(s.feature for s in sites), site=str(sites[0].hook),
+                          extra={"sae": loc.provenance["sae"], "c": cfg.c})
+        return Edit(self.name, {}, {}, [iv], {"features": [str(s) for s in sites]})
 
 
 # -- masked fine-tuning ------------------------------------------------------------------------

@@ -4,7 +4,7 @@
     loc = localise(loaded, task, "circuits", {"mode": "flu"})
     loc.top(fraction=0.01); loc.mask(loaded.model, fraction=0.05); loc.save(path)
 """
-from . import circuits, concept, experts, weights  # noqa: F401  (registers the localisers)
+from . import circuits, concept, experts, sae, weights  # noqa: F401  (registers the localisers)
 from .base import LOCALISERS, Localiser, localise
 from .faithfulness import agreement, faithfulness
 from .localisation import Localisation, model_fingerprint

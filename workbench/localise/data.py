@@ -35,6 +35,19 @@ def default_forms(task: ForgetTask) -> list[str]:
     return trained or names
 
 
+def split_examples(task: ForgetTask, split: str, max_facts: int | None = None, seed: int = 0,
+                   forms: list[str] | None = None) -> list:
+    """The facts of one split (seeded subsample of `max_facts`) rendered in `forms`
+    (default: `default_forms`)."""
+    import random
+
+    facts = list(task.facts(split))
+    if max_facts is not None and len(facts) > max_facts:
+        facts = random.Random(seed).sample(facts, max_facts)
+    forms = forms or default_forms(task)
+    return [task.render(f, n) for f in facts for n in forms if f.relation in task.forms[n].templates]
+
+
 def _subject_positions(tokenizer, prompt: str, subject: str) -> tuple[int, ...]:
     start = prompt.find(subject)
     if start < 0:

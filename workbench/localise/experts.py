@@ -18,7 +18,7 @@ from ..hooks import hook_session
 from ..models.arch import resolve, table_for
 from ..sites import ExpertSite, HookSite
 from .base import Localiser, register
-from .data import answer_batches, default_forms
+from .data import answer_batches, split_examples
 from .localisation import Localisation
 
 
@@ -84,14 +84,6 @@ def selection_overlap(loaded_a, loaded_b, examples, batch_size: int = 64) -> lis
     return out
 
 
-def _examples(task, split, max_facts):
-    from .faithfulness import _sample
-
-    forms = default_forms(task)
-    return [task.render(f, n) for f in _sample(task.facts(split), max_facts)
-            for n in forms if f.relation in task.forms[n].templates]
-
-
 @register
 class Experts(Localiser):
     name = "experts"
@@ -100,8 +92,8 @@ class Experts(Localiser):
     Config = ExpertConfig
 
     def localise(self, loaded, task, config: ExpertConfig, progress: bool) -> Localisation:
-        f_aff, f_sel = routing(loaded, _examples(task, "forget", config.max_facts), config.batch_size)
-        r_aff, r_sel = routing(loaded, _examples(task, "retain", config.max_facts), config.batch_size)
+        f_aff, f_sel = routing(loaded, split_examples(task, "forget", config.max_facts, config.seed), config.batch_size)
+        r_aff, r_sel = routing(loaded, split_examples(task, "retain", config.max_facts, config.seed), config.batch_size)
         n_layers, n_exp = f_aff.shape
         sites = tuple(ExpertSite(L, e) for L in range(n_layers) for e in range(n_exp))
         return Localisation("expert", sites, f_aff.reshape(-1), {

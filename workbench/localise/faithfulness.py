@@ -18,24 +18,12 @@ from ..hooks import hook_session
 from ..models.arch import resolve
 from ..models.scoring import accuracy, score_examples
 from ..sites import HookSite, Site
-from .data import default_forms
+from .data import split_examples
 from .localisation import Localisation, top_flat, unflatten
 
 
-def _sample(facts, n, seed=0):
-    if n is None or len(facts) <= n:
-        return list(facts)
-    return random.Random(seed).sample(list(facts), n)
-
-
 def eval_examples(task, max_facts: int | None = 200, forms=None) -> dict[str, list]:
-    forms = forms or default_forms(task)
-    out = {}
-    for split in ("forget", "retain"):
-        facts = _sample(task.facts(split), max_facts)
-        out[split] = [task.render(f, name) for f in facts for name in forms
-                      if f.relation in task.forms[name].templates]
-    return out
+    return {split: split_examples(task, split, max_facts, forms=forms) for split in ("forget", "retain")}
 
 
 @torch.no_grad()

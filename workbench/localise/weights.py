@@ -18,19 +18,15 @@ import torch
 from tqdm.auto import tqdm
 
 from .base import Localiser, register
-from .data import answer_batches, answer_ce, default_forms
+from .data import answer_batches, answer_ce, default_forms, split_examples
 from .localisation import Localisation, weight_localisation
 
 
 def split_gradients(loaded, task, split: str, max_facts: int | None = None, batch_size: int = 64,
                     forms=None, progress: bool = False, seed: int = 0) -> dict[str, torch.Tensor]:
     """Σ over batches of ∇ mean answer CE, fp32, keyed by parameter name."""
-    from .faithfulness import _sample
-
     model, tok = loaded.model, loaded.tokenizer
-    forms = forms or default_forms(task)
-    facts = _sample(task.facts(split), max_facts, seed)
-    examples = [task.render(f, n) for f in facts for n in forms if f.relation in task.forms[n].templates]
+    examples = split_examples(task, split, max_facts, seed, forms)
     params = {n: p for n, p in model.named_parameters()}
     grads = {n: torch.zeros(p.shape, dtype=torch.float32) for n, p in params.items()}
     was_training = model.training
