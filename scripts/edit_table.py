@@ -69,24 +69,22 @@ def main() -> None:
     orc = acc(oracle.model, oracle.tokenizer)
     rows = [{"localiser": "-", "operator": "original", **original}, {"localiser": "-", "operator": "oracle", **orc}]
     print(table(rows), flush=True)
-    from workbench.localise.experts import selection_overlap
+    from workbench.localise.experts import index_overlap, routing
 
     is_moe = "expert" in m.arch.units
+    forget_text = [task.render(f, "para0") for f in task.facts("forget")]
+    before = routing(m, forget_text, indices=True)[-1] if is_moe else None
     for loc_name, loc_opts, op, op_opts in (ROWS_MOE if is_moe else ROWS):
         loc = localise_cached(m, task, loc_name, loc_opts, progress=False)[0] if loc_name else None
         t0 = time.perf_counter()
         edit = apply_operator(m, loc, task, op, op_opts, progress=False)
         with edit.applied(m.model):
             r = acc(m.model, m.tokenizer)
+            after = routing(m, forget_text, indices=True)[-1] if is_moe else None
         label = "none" if not loc_name else loc_name + ("[" + ",".join(f"{k}={v}" for k, v in loc_opts.items()) + "]"
                                                          if loc_opts else "")
         if is_moe:  # routing shift on forget text (1 = same experts as the original)
-            forget_text = [task.render(f, "para0") for f in task.facts("forget")]
-            with edit.applied(m.model):
-                import copy
-                twin = copy.copy(m)
-                twin.model = copy.deepcopy(m.model)
-            r["routing_overlap"] = sum(selection_overlap(m, twin, forget_text)) / m.model.config.num_hidden_layers
+            r["routing_overlap"] = sum(index_overlap(before, after)) / m.model.config.num_hidden_layers
         ok = (r["forget"] <= orc["forget"] + 0.05 and r["retain"] >= 0.95 * original["retain"]
               and r["neighbour"] >= 0.90 * original["neighbour"])
         rows.append({"localiser": label, "operator": op + (str(op_opts) if op_opts else ""), **r,

@@ -50,6 +50,10 @@ class HookSession:
         """`fn(module, output) -> new output` (the whole output, tuples included)."""
         self._handles.append(self._module(path).register_forward_hook(lambda m, _a, out: fn(m, out)))
 
+    def rewrite(self, path: str, fn: Callable) -> None:
+        """`fn(module, args, output) -> new output`: an output that depends on the inputs."""
+        self._handles.append(self._module(path).register_forward_hook(fn))
+
     def read(self, path: str, io: str, store: dict, key, detach: bool = True) -> None:
         """After each forward, `store[key]` is the activation (a view, not a copy)."""
         def grab(x):

@@ -188,3 +188,46 @@ def test_uoe_trains_only_the_top_expert_and_its_router_with_the_anchor(small_moe
     examples = [task.render(f, "para0") for f in task.facts("forget")]
     assert selection_overlap(small_moe, small_moe, examples) == pytest.approx([1.0] * n_layers)
     assert routing(small_moe, examples)[0].shape == (n_layers, n_exp)
+
+
+@pytest.mark.parametrize("mode", ["zero", "mean", "resample"])
+def test_expert_ablations(mode, small_moe, tmp_path):
+    """zero (down projection set to 0, a weight edit), mean and resample (the expert's output
+    on the tokens routed to it replaced, router weights kept) ablate exactly one expert."""
+    from workbench.edit.edit import expert_outputs
+
+    task = small_moe.task()
+    loc = localise(small_moe, task, "experts", {"max_facts": 20}, progress=False)
+    top = loc.top(k=1)[0]
+    edit = apply_operator(small_moe, loc, task, "ablate", {"mode": mode, "k": 1, "max_facts": 20})
+    assert bool(edit.weights) == (mode == "zero") and len(edit.interventions) == (mode != "zero")
+    ids = torch.tensor([small_moe.tokenizer(ex.text)["input_ids"] for ex in list(task.examples("forget"))[:1]])
+    path = f"model.layers.{top.layer}.mlp.experts"
+    seen = {}
+
+    def grab(m, args, out):
+        seen["routed"] = expert_outputs(m, args, top.expert)[0]
+        seen.setdefault("out", []).append(out.detach().clone())
+        return out
+
+    from workbench.hooks import hook_session
+    with torch.no_grad():
+        with hook_session(small_moe.model) as hs:
+            hs.rewrite(path, grab)
+            before = _logits(small_moe.model, ids)
+        with edit.applied(small_moe.model), hook_session(small_moe.model) as hs:
+            hs.rewrite(path, grab)  # after the edit's own hook: sees the edited output
+            during = _logits(small_moe.model, ids)
+    routed = seen["routed"]
+    unrouted = torch.ones(ids.numel(), dtype=torch.bool)
+    unrouted[routed] = False
+    b, d = seen["out"][0], seen["out"][1]
+    assert len(routed) and not torch.allclose(before, during)
+    assert torch.allclose(b[unrouted], d[unrouted], atol=1e-6)  # other tokens untouched at that layer
+    assert not torch.allclose(b[routed], d[routed])
+    if mode == "mean":
+        iv = edit.interventions[0]
+        assert iv.value.shape == (small_moe.model.config.hidden_size,)
+        back = Edit.load(edit.save(tmp_path / "e"))
+        with back.applied(small_moe.model):
+            assert torch.allclose(_logits(small_moe.model, ids), during)

@@ -76,3 +76,13 @@ def test_gradient_ascent_has_no_retain_part_and_graddiff_has_one():
     assert set(LOSSES.get("ga")()(step, LossConfig())) == {"forget"}
     parts = LOSSES.get("graddiff")()(step, LossConfig())
     assert set(parts) == {"forget", "retain"} and parts["forget"].item() == pytest.approx(-parts["retain"].item())
+
+
+def test_operator_budget_defaults_and_conflicts():
+    from workbench.edit.operators import budget
+
+    assert budget(None, None) == {"k": None, "fraction": 0.05}
+    assert budget(7, None) == {"k": 7, "fraction": None}
+    assert budget(None, 0.0) == {"k": None, "fraction": 0.0}  # an explicit 0 is kept
+    with pytest.raises(ValueError, match="not both"):
+        budget(3, 0.1)

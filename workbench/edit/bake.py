@@ -7,8 +7,8 @@ checkpoint that reproduces the hooked logits.
 - `project_out` of r on a linear or embedding output: W <- W - r rᵀ W (weight orthogonalisation).
 Biases are switched on through the config flag that makes the reloaded model have them
 (`mlp_bias` / `attention_bias` for Llama; every other bias of that kind stays zero).
-`resample`, `mask_experts` and `sae_clamp` depend on the input at run time: exporting them
-is refused.
+`resample`, `mask_experts`, `sae_clamp` and `expert_output` (mean/resampled expert outputs)
+depend on the input at run time: exporting them is refused.
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def _linear_for(model: nn.Module, path: str, io: str) -> tuple[nn.Module, str]:
 @torch.no_grad()
 def bake(model: nn.Module, interventions) -> nn.Module:
     for iv in interventions:
-        if iv.action in ("resample", "mask_experts", "sae_clamp"):
+        if iv.action in ("resample", "mask_experts", "sae_clamp", "expert_output"):
             raise ValueError(f"cannot export this edit: a {iv.action!r} intervention at {iv.module!r} depends on "
                              f"the input at run time; keep it as an edit (Edit.save / Edit.applied)")
         lin, path = _linear_for(model, iv.module, iv.io)

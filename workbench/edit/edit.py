@@ -26,7 +26,7 @@ from torch import nn
 from ..hooks import HookSession
 
 FORMAT_VERSION = 1
-ACTIONS = ("replace", "resample", "project_out", "mask_experts", "sae_clamp")
+ACTIONS = ("replace", "resample", "project_out", "mask_experts", "sae_clamp", "expert_output")
 
 
 @dataclass
@@ -36,7 +36,9 @@ class Intervention:
     `value` from the whole activation; `mask_experts` sets router logits `cols` to -inf;
     `sae_clamp` is the conditional negative clamp of SAE features `cols` (the SAE named by
     `extra["sae"]`, a sae-lens directory): f = enc(x), err = x - dec(f), f_j = -c where
-    f_j > 0, x' = err + dec(f), at every position but the first (BOS)."""
+    f_j > 0, x' = err + dec(f), at every position but the first (BOS); `expert_output` replaces
+    what routed expert `cols[0]` computes, for the tokens routed to it, by `value` ([d]: its mean
+    output) or a seeded random row of `value` ([bank, d]), keeping the router's weight."""
 
     module: str
     io: str
@@ -177,6 +179,30 @@ def _masked_router(cols: list[int]):
     return reroute
 
 
+def expert_outputs(module, args, expert: int):
+    """(token indices routed to `expert`, their routing weights [n, 1], the expert's raw
+    outputs [n, d]) inside a Mixtral-style fused experts module called as
+    experts(hidden [T, d], top_k_index [T, k], top_k_weights [T, k])."""
+    hidden, index, weights = args[:3]
+    pos, tok = torch.where((index == expert).T)
+    gate, up = nn.functional.linear(hidden[tok], module.gate_up_proj[expert]).chunk(2, dim=-1)
+    raw = nn.functional.linear(module.act_fn(gate) * up, module.down_proj[expert])
+    return tok, weights[tok, pos, None], raw
+
+
+def _expert_replacer(expert: int, value: torch.Tensor, seed: int):
+    gen = torch.Generator().manual_seed(seed)
+
+    def rewrite(module, args, out):
+        tok, w, raw = expert_outputs(module, args, expert)
+        if value.dim() == 1:
+            new = value.to(raw.dtype).expand_as(raw)
+        else:
+            new = value[torch.randint(0, value.shape[0], (len(tok),), generator=gen)].to(raw.dtype)
+        return out.index_add(0, tok, (w * (new - raw)).to(out.dtype))
+    return rewrite
+
+
 class AppliedEdit:
     """An edit in force on a model; `revert()` restores the exact original state."""
 
@@ -190,6 +216,8 @@ class AppliedEdit:
         for iv in edit.interventions:
             if iv.action == "mask_experts":
                 self.session.replace_output(iv.module, _masked_router(iv.cols))
+            elif iv.action == "expert_output":
+                self.session.rewrite(iv.module, _expert_replacer(iv.cols[0], iv.value, iv.seed))
             else:
                 self.session.patch(iv.module, iv.io, iv.fn())
         self.active = True

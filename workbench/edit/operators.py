@@ -2,7 +2,8 @@
 
 Ablations (hook-level, exportable where weights can express them):
 - `ablate`: zero / mean (over retain prompts) / resample ablation of the top unit sites of a
-  localisation (heads, MLP neurons, MLP outputs); weight localisations zero their top weights.
+  localisation (heads, MLP neurons, MLP outputs, experts); weight localisations zero their top
+  weights.
 - `directional`: remove r = mean h(forget) − mean h(retain) (`hook_resid_post` of a layer,
   last prompt position) from every residual write (hook form) or from the weights that write
   to the residual (`weight_form=true`: embedding, W_O, W_out orthogonalised).
@@ -69,10 +70,16 @@ def apply_operator(loaded, localisation, task, name: str, options: dict[str, Any
     return edit
 
 
-def _chosen(localisation, k, fraction):
-    if k is None and fraction is None:
-        fraction = 0.05
-    return localisation.top(k=k, fraction=fraction) if localisation.kind != "weight" else None
+DEFAULT_FRACTION = 0.05
+
+
+def budget(k: int | None, fraction: float | None) -> dict:
+    """The selection budget every operator uses: k sites, else a fraction (default 0.05)."""
+    if k is not None and fraction is not None:
+        raise ValueError(f"options k={k} and fraction={fraction}: give one of them, not both")
+    if k is not None:
+        return {"k": k, "fraction": None}
+    return {"k": None, "fraction": DEFAULT_FRACTION if fraction is None else fraction}
 
 
 # -- ablations -----------------------------------------------------------------------------
@@ -95,15 +102,18 @@ class Ablate(Operator):
     def apply(self, loaded, loc, task, cfg: AblateConfig, progress):
         model = loaded.model
         if loc.kind == "weight":
-            masks = loc.weight_mask(k=cfg.k, fraction=cfg.fraction if cfg.k is not None or cfg.fraction else 0.05)
+            masks = loc.weight_mask(**budget(cfg.k, cfg.fraction))
             weights = {n: torch.where(m, torch.zeros_like(model.get_parameter(n)), model.get_parameter(n)).detach()
                        for n, m in masks.items() if m.any()}
             return Edit(self.name, {}, weights, [])
-        sites = _chosen(loc, cfg.k, cfg.fraction)
+        sites = loc.top(**budget(cfg.k, cfg.fraction))
+        experts = [s for s in sites if isinstance(s, ExpertSite)]
+        if experts and len(experts) == len(sites):
+            return _ablate_experts(loaded, task, experts, cfg)
         bad = [s for s in sites if isinstance(s, (ExpertSite, RouterSite))]
         if bad:
-            raise ValueError(f"site {str(bad[0])!r}: ablate works on heads, neurons and MLP outputs; "
-                             f"use operator 'remove-experts' for experts")
+            raise ValueError(f"site {str(bad[0])!r}: ablate works on heads, neurons, MLP outputs or experts "
+                             f"(not a mix of experts and other sites, nor routers)")
         groups: dict[tuple, list[int]] = {}
         for s in sites:
             r = resolve(s, model)
@@ -124,6 +134,43 @@ class Ablate(Operator):
             ivs.append(Intervention(module, io, "replace" if cfg.mode != "resample" else "resample", cols, value,
                                     seed=cfg.seed))
         return Edit(self.name, {}, {}, ivs, {"sites": [str(s) for s in sites]})
+
+
+def _ablate_experts(loaded, task, experts: list, cfg: AblateConfig) -> Edit:
+    """Zero: the experts' down projections become 0 (a weight edit, exportable). Mean /
+    resample: what each expert computes for the tokens routed to it is replaced by its mean
+    output over retain tokens, or by a seeded random one of them (hook edit)."""
+    from .edit import expert_outputs
+
+    model = loaded.model
+    if cfg.mode == "zero":
+        weights: dict[str, torch.Tensor] = {}
+        for s in experts:
+            ps = [p for p in resolve(s, model).params if p.name.endswith("down_proj")][0]
+            w = weights.setdefault(ps.name, model.get_parameter(ps.name).detach().clone())
+            w[ps.index] = 0
+        return Edit("ablate", {}, weights, [], {"sites": [str(s) for s in experts]})
+    module = {s: f"model.layers.{s.layer}.mlp.experts" for s in experts}
+    rows: dict = {s: [] for s in experts}
+    with torch.no_grad(), hook_session(model) as hs:
+        for s in experts:
+            hs.rewrite(module[s], lambda m, args, out, s=s: rows[s].append(expert_outputs(m, args, s.expert)[2]) or out)
+        by_len: dict[int, list] = {}  # equal lengths: no padding token reaches the experts
+        for ex in eval_examples(task, cfg.max_facts)["retain"]:
+            ids = loaded.tokenizer(ex.text)["input_ids"]
+            by_len.setdefault(len(ids), []).append(ids)
+        for _, group in sorted(by_len.items()):
+            for i in range(0, len(group), 64):
+                model(input_ids=torch.tensor(group[i:i + 64]))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    ivs = []
+    for s in experts:
+        outs = torch.cat(rows[s]) if rows[s] else torch.zeros(0, model.config.hidden_size)
+        if not len(outs):
+            raise ValueError(f"expert {str(s)!r} is never routed to on the retain text: no output to average")
+        value = outs.mean(0) if cfg.mode == "mean" else outs[torch.randperm(len(outs), generator=gen)[:cfg.bank]]
+        ivs.append(Intervention(module[s], "output", "expert_output", [s.expert], value, site=str(s), seed=cfg.seed))
+    return Edit("ablate", {}, {}, ivs, {"sites": [str(s) for s in experts]})
 
 
 def _width(loaded, module, io) -> int:
@@ -292,8 +339,7 @@ def _split(cfg, loss_name: str) -> tuple[LossConfig, TrainConfig]:
 def finetune_masks(loaded, loc, cfg) -> dict[str, torch.Tensor] | None:
     if loc is None:
         return None
-    fraction = cfg.fraction if (cfg.k is not None or cfg.fraction is not None) else 0.05
-    return loc.mask(loaded.model, k=cfg.k, fraction=None if cfg.k is not None else fraction)
+    return loc.mask(loaded.model, **budget(cfg.k, cfg.fraction))
 
 
 class FineTune(Operator):

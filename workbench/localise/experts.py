@@ -77,6 +77,11 @@ def selection_overlap(loaded_a, loaded_b, examples, batch_size: int = 64) -> lis
     experts). Without a router anchor, unlearning tends to shift routing (fake forgetting)."""
     *_, a = routing(loaded_a, examples, batch_size, indices=True)
     *_, b = routing(loaded_b, examples, batch_size, indices=True)
+    return index_overlap(a, b)
+
+
+def index_overlap(a: list[torch.Tensor], b: list[torch.Tensor]) -> list[float]:
+    """Per layer: the selection overlap of two `routing(..., indices=True)` results."""
     out = []
     for ta, tb in zip(a, b):
         same = (ta[:, :, None] == tb[:, None, :]).any(-1).float().mean(-1)
