@@ -15,7 +15,7 @@ import torch
 from workbench.models.scoring import accuracy, score_examples
 from workbench.models.train import _collate
 
-from .base import Context, family, mean
+from .base import Context, family
 from .result import Metric
 
 

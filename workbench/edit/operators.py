@@ -28,11 +28,11 @@ import torch
 from ..hooks import hook_session
 from ..localise.data import build_prompts
 from ..localise.faithfulness import eval_examples, mean_activations
-from ..models.arch import resolve, weight_sites
+from ..models.arch import resolve
 from ..registry import Registry, config_from_dict
-from ..sites import ExpertSite, HookSite, NeuronSite, RouterSite, Site, WeightSite
+from ..sites import ExpertSite, HookSite, NeuronSite, RouterSite, WeightSite
 from .edit import Edit, Intervention
-from .losses import LOSSES, LossConfig
+from .losses import LossConfig
 from .trainer import TrainConfig, unlearn
 
 OPERATORS: Registry = Registry("operator")

@@ -17,7 +17,7 @@ import torch
 from ..hooks import hook_session
 from ..models.arch import resolve
 from ..models.scoring import accuracy, score_examples
-from ..sites import HookSite, Site
+from ..sites import Site
 from .data import split_examples
 from .localisation import Localisation, top_flat, unflatten
 
