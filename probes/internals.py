@@ -200,7 +200,10 @@ def _compare_vectors(model, tok, before: torch.Tensor, after: torch.Tensor, k: i
 
 
 def traces_measure(ctx: Context, model, tok) -> dict:
-    shared = original_vectors(ctx)
+    try:
+        shared = original_vectors(ctx)
+    except ValueError as exc:  # e.g. an MoE: its MLPs are experts, with no dense value vectors
+        return {"unavailable": f"no MLP value vectors to follow here ({exc})"}
     k = _top_k(model)
     sites = shared["concept_sites"]
     now = {L: _value_matrix(model, L) for L in {L for L, _ in sites} | set(range(len(shared["vectors"])))}
@@ -231,6 +234,12 @@ NOT_COMPARABLE = ("independently trained weights: value vectors are not aligned 
 
 def traces_compare(ctx: Context, raws: dict, missing: dict):
     metrics = []
+    why = next((x["unavailable"] for x in raws.values() if "unavailable" in x), None)
+    if why is not None:
+        for what, direction in (("cos", "higher"), ("l2", "lower"), ("jaccard", "higher")):
+            for scope in ("concept", "touched"):
+                metrics.append(Metric(f"traces.{scope}.{what}", "traces", direction, notes={r: why for r in raws}))
+        return metrics, {}
     for what, key, direction in (("cos", "cos", "higher"), ("l2", "l2", "lower"), ("jaccard", "jaccard", "higher")):
         m = Metric(f"traces.concept.{what}", "traces", direction,
                    description=f"task concept vectors: mean {what} between the original and this model "

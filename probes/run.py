@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, ContextManager
 
-from tqdm.auto import tqdm
+from workbench.progress import tqdm
 
 from workbench import cache
 from workbench.registry import config_from_dict
@@ -115,7 +115,10 @@ def probe(original, task=None, *, edited: Edited | None = None, oracle="auto",
     if any(f.needs_original for f in families):
         from .internals import original_vectors
 
-        original_vectors(ctx)  # the original's weights, read before any edit is put on
+        try:
+            original_vectors(ctx)  # the original's weights, read before any edit is put on
+        except ValueError:
+            pass  # no value vectors (an MoE): the traces family says so in its notes
     total = len(plan) * len(families)
     bar = tqdm(total=total, desc="probing", disable=not progress)
     done = 0

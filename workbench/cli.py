@@ -20,6 +20,8 @@ app.add_typer(sites_app, name="sites")
 sae_app = typer.Typer(no_args_is_help=True, help="Train SAEs (sae-lens) and show feature cards.")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(sae_app, name="sae")
+study_app = typer.Typer(no_args_is_help=True, help="Scripted ablation studies: run, status, report, export.")
+app.add_typer(study_app, name="study")
 
 
 def _user_errors(fn: Callable) -> Callable:
@@ -59,7 +61,10 @@ def table(rows: list[dict], columns: list[str] | None = None) -> str:
     if not rows:
         return "(empty)"
     columns = columns or list(rows[0])
-    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else ("" if v is None else str(v))  # noqa: E731
+    def fmt(v) -> str:
+        if isinstance(v, float):
+            return f"{v:.2e}" if v != 0 and abs(v) < 1e-3 else f"{v:.3f}"
+        return "" if v is None else str(v)
     cells = [[fmt(r.get(c)) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
     line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths)).rstrip()  # noqa: E731
@@ -108,19 +113,28 @@ def models_prepare(spec: str = typer.Argument(..., help="e.g. testbed:dense, tes
     _print_quality(specs)
 
 
-def _print_quality(loaded_models) -> None:
+def _print_quality(loaded_models, brief: bool = False) -> None:
     from .models.knowledge import chance, knowledge, quality_floor
     from .tasks.world import World
 
     full = loaded_models[0]
     world = World(full.testbed.world)
     task = world.task()
-    typer.echo(task.summary())
     tables = [knowledge(m.model, m.tokenizer, task) for m in loaded_models]
+    rows = quality_floor(tables[0], tables[1] if len(tables) > 1 else None, chance(task, "forget", world))
+    if brief:
+        from .models.knowledge import _answerable
+
+        for m, t in zip(loaded_models, tables):
+            accs = " / ".join(f"{s} {_answerable(t, s):.3f}" for s in t)
+            typer.echo(f"  {m.spec}: {accs} (every question form; trained in {m.info.get('train_seconds', '?')} s)")
+        bad = [r["metric"] for r in rows if r["ok"] is False]
+        typer.echo("  quality floor: " + ("every target met" if not bad else "NOT met: " + "; ".join(bad)))
+        return
+    typer.echo(task.summary())
     for m, t in zip(loaded_models, tables):
         typer.echo(f"\n{m.spec}  (trained in {m.info.get('train_seconds', '?')} s)")
         typer.echo(_knowledge_rows(t))
-    rows = quality_floor(tables[0], tables[1] if len(tables) > 1 else None, chance(task, "forget", world))
     typer.echo("\nQuality floor")
     typer.echo(table([{**r, "ok": {True: "yes", False: "NO", None: ""}[r["ok"]]} for r in rows],
                      ["metric", "value", "target", "ok"]))
@@ -495,20 +509,184 @@ def probe_cmd(
         typer.echo("figures: " + ", ".join(str(p) for p in paths))
 
 
+# -- study ---------------------------------------------------------------------------------
+_STUDY_ARG = typer.Argument(..., help="a study TOML file, a bundled study (default, quick), or a run directory")
+_OUT_OPT = typer.Option(None, "--out", help="the run directory (default: runs/<study name>)")
+
+
+def _study_store(study: str, out: Optional[str]):
+    """(Study or None, run directory) for a study file / bundled name / run directory."""
+    from pathlib import Path
+
+    from .study import default_out, load_study
+
+    p = Path(study)
+    if p.is_dir() and (p / "study.sqlite").is_file():
+        return None, p
+    if p.is_file() and p.suffix in (".sqlite", ".db"):
+        return None, p.parent
+    st = load_study(study)
+    return st, Path(out) if out else default_out(st)
+
+
+@study_app.command("run")
+@_user_errors
+def study_run(study: str = _STUDY_ARG, out: Optional[str] = _OUT_OPT,
+              executor: str = typer.Option("local", help="local | process | ray"),
+              workers: int = typer.Option(1, help="process executor: worker processes"),
+              address: Optional[str] = typer.Option(None, help="ray executor: the cluster address (default: a local Ray)"),
+              report: bool = typer.Option(True, help="write the HTML report when done"),
+              retry_failed: bool = typer.Option(True, help="rerun cells that failed before")):
+    """Run a study: every cell not yet in the store (localise -> edit -> probe); a killed run
+    resumes where it stopped. Prints the headline table and writes the report."""
+    from .study import EXECUTORS, load_study, run_study
+
+    if executor not in EXECUTORS:
+        raise ValueError(f"--executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
+    st = load_study(study)
+    _threads()
+    run = run_study(st, out=out, executor=executor, workers=workers, address=address, retry_failed=retry_failed)
+    typer.echo(f"\nstudy {st.name}: {len(run.cells)} cells, {len(run.ran)} run now, {len(run.skipped)} already "
+               f"stored, {len(run.failed)} failed ({run.seconds:.0f} s) -> {run.store_path}")
+    _print_headline(run.store_path, [c.id for c in run.cells])
+    if report:
+        from .study import write_report
+
+        typer.echo(f"report: {write_report(run.store_path, ids=[c.id for c in run.cells])}")
+
+
+def _print_headline(store_path, ids=None) -> None:
+    from .study import Store
+    from .study.report import headline_table, reference_rows, study_rows
+
+    with Store(store_path) as store:
+        rows = headline_table(study_rows(store, ids), reference_rows(store, ids))
+    typer.echo(table(rows, ["model", "localiser", "operator", "budget", "seed", "forget", "retain", "neighbour",
+                            "forget_quality", "mia_auc", "latent", "relearned", "concept_cos", "seconds"]))
+
+
+@study_app.command("status")
+@_user_errors
+def study_status(study: str = _STUDY_ARG, out: Optional[str] = _OUT_OPT):
+    """Which cells are done, failed or still to run."""
+    from .study import Store
+
+    st, run_dir = _study_store(study, out)
+    stored = {}
+    if (run_dir / "study.sqlite").is_file():
+        with Store(run_dir / "study.sqlite") as store:
+            stored = {c["cell_id"]: c for c in store.cells()}
+    cells = st.cells() if st is not None else []
+    rows = [{"cell": c.id, "what": c.label, "status": stored.get(c.id, {}).get("status", "to run"),
+             "seconds": stored.get(c.id, {}).get("seconds")} for c in cells]
+    planned = {c.id for c in cells}
+    rows += [{"cell": i, "what": f"{c['model']} | {c['localiser']} -> {c['operator']}", "status": c["status"],
+              "seconds": c["seconds"]} for i, c in stored.items() if i not in planned]
+    typer.echo(table(rows, ["cell", "what", "status", "seconds"]))
+    counts = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    typer.echo(f"\n{run_dir / 'study.sqlite'}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    for i, c in stored.items():
+        if c["status"] == "failed":
+            typer.echo(f"failed {i}: {c['error']}")
+
+
+@study_app.command("report")
+@_user_errors
+def study_report(study: str = _STUDY_ARG, out: Optional[str] = _OUT_OPT,
+                 html: Optional[str] = typer.Option(None, help="where to write the HTML (default: <run dir>/report.html)")):
+    """Write the study's self-contained HTML report (plotly figures + a sortable table)."""
+    from .study import write_report
+
+    st, run_dir = _study_store(study, out)
+    ids = [c.id for c in st.cells()] if st is not None else None
+    path = write_report(run_dir / "study.sqlite", html, ids=ids)
+    _print_headline(run_dir / "study.sqlite", ids)
+    typer.echo(f"report: {path}")
+
+
+@study_app.command("export")
+@_user_errors
+def study_export(study: str = _STUDY_ARG, out: Optional[str] = _OUT_OPT,
+                 file: str = typer.Option(..., "--file", "-f", help="output file (.csv or .parquet)"),
+                 format: Optional[str] = typer.Option(None, help="csv | parquet (default: from the file name)")):
+    """Export one row per cell (coordinates + every metric per role) as CSV or Parquet."""
+    from .study import Store
+
+    fmt = format or file.rsplit(".", 1)[-1].lower()
+    if fmt not in ("csv", "parquet"):
+        raise ValueError(f"export format {fmt!r}: expected csv or parquet")
+    st, run_dir = _study_store(study, out)
+    if not (run_dir / "study.sqlite").is_file():
+        raise FileNotFoundError(f"study store {str(run_dir / 'study.sqlite')!r} does not exist: run the study first")
+    import pandas as pd
+
+    with Store(run_dir / "study.sqlite") as store:
+        frame = pd.DataFrame(store.wide([c.id for c in st.cells()] if st is not None else None))
+    if fmt == "csv":
+        frame.to_csv(file, index=False)
+    else:
+        frame.to_parquet(file, index=False)
+    typer.echo(f"{len(frame)} cells x {frame.shape[1]} columns -> {file}")
+
+
+# -- app ----------------------------------------------------------------------------------
+@app.command("app")
+@_user_errors
+def app_cmd(port: int = typer.Option(8501, help="the port to serve on"),
+            headless: bool = typer.Option(True, help="do not open a browser window")):
+    """Start the Streamlit app (model & task, localise, edit, probe, studies)."""
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"
+    if not script.is_file():
+        raise FileNotFoundError(f"the app is not at {str(script)!r}: it runs from a checkout of the repository")
+    typer.echo(f"the app: http://localhost:{port}  (Ctrl-C stops it)")
+    raise typer.Exit(subprocess.call([sys.executable, "-m", "streamlit", "run", str(script),
+                                      "--server.port", str(port), "--server.headless", str(headless).lower(),
+                                      "--browser.gatherUsageStats", "false"]))
+
+
 # -- demo ---------------------------------------------------------------------------------
 @app.command()
 @_user_errors
-def demo(smollm2: bool = typer.Option(True, help="include SmolLM2-135M-Instruct")):
-    """The main job on the embedded default: prepare the testbed models and their oracles,
-    load SmolLM2, and print what each model knows."""
-    _threads()
-    from .models import load
+def demo(study: str = typer.Option("default", help="the study to run: a TOML file or a bundled study"),
+         out: Optional[str] = typer.Option(None, help="the run directory (default: runs/<study name>)"),
+         smollm2: bool = typer.Option(False, help="also load SmolLM2-135M-Instruct and show what it knows")):
+    """The whole story on the embedded default: train the testbed models and their oracle
+    twins (once, cached), run the default study (every localiser, the main operators, the core
+    probes incl. a relearning attack, each next to the original and the oracle), print the
+    headline table and write the HTML report."""
+    from .models import load, parse_kind
+    from .models import testbed
+    from .study import load_study, run_study, write_report
 
+    _threads()
     t0 = time.time()
-    for arch in ("dense", "moe"):
-        typer.echo(f"\n=== testbed:{arch} and its oracle twin ===")
-        full = load(f"testbed:{arch}")
-        _print_quality([full, load(full.oracle_spec)])
+    st = load_study(study)
+    specs = []
+    for m in st.models:
+        if parse_kind(m.spec) == "testbed":
+            tb = testbed.TestbedSpec.parse(m.spec)
+            specs += [tb, tb.twin()] if not tb.oracle else [tb]
+    typer.echo(f"[1/4] the testbed models and their oracle twins ({len(specs)} models; trained once, then cached)")
+    testbed.prepare_many(specs)
+    for tb in specs:
+        if not tb.oracle:
+            _print_quality([load(str(tb), progress=False), load(str(tb.twin()), progress=False)], brief=True)
+    typer.echo(f"\n[2/4] study {st.name!r}: {len(st.cells())} cells (localise -> edit -> probe), "
+               f"results stored as they finish")
+    run = run_study(st, out=out)
+    cells = [c.id for c in run.cells]
+    typer.echo(f"\n[3/4] headline ({len(run.ran)} cells run now, {len(run.skipped)} from the store, "
+               f"{len(run.failed)} failed); edited-model values, the original and the oracle as references")
+    _print_headline(run.store_path, cells)
+    report = write_report(run.store_path, ids=cells)
+    typer.echo(f"\n[4/4] report: {report.resolve()}  (one self-contained HTML file: open it in a browser)")
+    typer.echo(f"      store: {run.store_path.resolve()}  (`workbench study status|report|export {st.name}`)")
+    typer.echo("      the app: `workbench app`, then http://localhost:8501 (Studies page: this store)")
     if smollm2:
         typer.echo("\n=== smollm2-135m-instruct on the real-knowledge task ===")
         _print_real(load("smollm2-135m-instruct"))

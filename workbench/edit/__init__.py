@@ -7,6 +7,6 @@
 """
 from .edit import Edit, Intervention
 from .losses import LOSSES
-from .operators import OPERATORS, apply_operator
+from .operators import OPERATORS, apply_operator, apply_operator_cached
 
-__all__ = ["Edit", "Intervention", "LOSSES", "OPERATORS", "apply_operator"]
+__all__ = ["Edit", "Intervention", "LOSSES", "OPERATORS", "apply_operator", "apply_operator_cached"]

@@ -36,6 +36,7 @@ from .losses import LossConfig
 from .trainer import TrainConfig, unlearn
 
 OPERATORS: Registry = Registry("operator")
+UNIT_KINDS = ("head", "neuron", "mlp", "node", "weight", "expert")  # kinds with parameters to mask or ablate
 
 
 class Operator:
@@ -43,6 +44,7 @@ class Operator:
     summary: str
     Config: type
     needs_localisation: bool = True
+    accepts: tuple[str, ...] = ()  # the localisation kinds it uses (empty: it uses none)
 
     def apply(self, loaded, localisation, task, config, progress: bool) -> Edit:
         raise NotImplementedError
@@ -68,6 +70,43 @@ def apply_operator(loaded, localisation, task, name: str, options: dict[str, Any
             k: localisation.provenance.get(k) for k in ("localiser", "config", "model_hash", "task_hash")},
     })
     return edit
+
+
+CODE_VERSION = 1  # bump when an operator's edit changes for the same inputs
+
+
+def apply_operator_cached(loaded, localisation, task, name: str, options: dict[str, Any] | None = None,
+                          progress: bool = True, localisation_id: str | None = None,
+                          fresh: bool = False) -> tuple[Edit, Any, bool]:
+    """`apply_operator`, stored in the cache (edit.safetensors + edit.json) under a content hash
+    of (model weights, task, localisation identity, operator, config, code version).
+    `localisation_id` names the localisation (e.g. its cache directory name); it defaults to
+    a hash of its scores. Returns (edit, path, reused)."""
+    import shutil
+
+    from .. import cache
+    from ..localise.localisation import model_fingerprint
+
+    cls = OPERATORS.get(name)
+    config = config_from_dict(cls.Config, options)
+    if localisation is not None and localisation_id is None:
+        localisation_id = cache.content_hash({"sites": [str(s) for s in localisation.sites],
+                                              "scores": localisation.scores.tolist(),
+                                              "provenance": localisation.provenance.get("config")})
+    key = cache.content_hash({"model": model_fingerprint(loaded.model), "task": task.content_hash,
+                              "localisation": localisation_id, "operator": name,
+                              "config": dataclasses.asdict(config), "code": CODE_VERSION})
+    path = cache.entry_path("edits", name, key)
+    if fresh and cache.is_complete(path):
+        shutil.rmtree(path)
+    made: list[Edit] = []
+
+    def build(tmp):
+        edit = apply_operator(loaded, localisation, task, name, options, progress)
+        edit.save(tmp)
+        made.append(edit)
+    path, built = cache.get_or_build(path, build)
+    return (made[0] if made else Edit.load(path)), path, not built
 
 
 DEFAULT_FRACTION = 0.05
@@ -98,6 +137,7 @@ class Ablate(Operator):
     name = "ablate"
     summary = "zero / mean / resample ablation of the top sites (weights: zeroed)"
     Config = AblateConfig
+    accepts = UNIT_KINDS
 
     def apply(self, loaded, loc, task, cfg: AblateConfig, progress):
         model = loaded.model
@@ -260,6 +300,7 @@ class RemoveExperts(Operator):
     name = "remove-experts"
     summary = "mask the top experts in their routers (router logits set to -inf)"
     Config = RemoveExpertsConfig
+    accepts = ("expert",)
 
     def apply(self, loaded, loc, task, cfg: RemoveExpertsConfig, progress):
         experts = [s for s in loc.top(k=len(loc.sites)) if isinstance(s, ExpertSite)][: cfg.k]
@@ -286,6 +327,7 @@ class SAEClamp(Operator):
     name = "sae-clamp"
     summary = "SAE conditional negative clamp: selected features that fire are set to -c (error term kept)"
     Config = SAEClampConfig
+    accepts = ("feature",)
 
     def apply(self, loaded, loc, task, cfg: SAEClampConfig, progress):
         if loc.kind != "feature" or "sae" not in loc.provenance:
@@ -345,6 +387,7 @@ def finetune_masks(loaded, loc, cfg) -> dict[str, torch.Tensor] | None:
 class FineTune(Operator):
     Config = FineTuneConfig
     needs_localisation = False
+    accepts = UNIT_KINDS
     loss_name: str
 
     def masks(self, loaded, loc, cfg):
@@ -411,6 +454,7 @@ class UOE(FineTune):
     summary = "UOE: NPO on the top-affinity expert and its router only, plus the router anchor term"
     Config = UOEConfig
     needs_localisation = True
+    accepts = ("expert",)
 
     def masks(self, loaded, loc, cfg):
         experts = [s for s in loc.top(k=len(loc.sites)) if isinstance(s, ExpertSite)][: cfg.experts]
@@ -440,6 +484,7 @@ class Needle(Operator):
     name = "needle"
     summary = "concept-vector Needle: noise on the top value vectors, then gradient ascent on them only"
     Config = NeedleConfig
+    accepts = ("neuron",)
 
     def apply(self, loaded, loc, task, cfg: NeedleConfig, progress):
         model = loaded.model

@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
+from workbench.progress import tqdm
 
 from ..hooks import hook_session
 from ..localise.data import answer_batches, default_forms

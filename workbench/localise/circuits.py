@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from tqdm.auto import tqdm
+from workbench.progress import tqdm
 
 from ..hooks import hook_session
 from ..models.arch import resolve, table_for

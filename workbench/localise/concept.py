@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from tqdm.auto import tqdm
+from workbench.progress import tqdm
 
 from ..models.arch import resolve, table_for
 from ..sites import NeuronSite, WeightSite

@@ -139,7 +139,7 @@ def _random_weight_masks(loc: Localisation, n: int, seed: int) -> dict[str, torc
 def faithfulness(loaded, task, loc: Localisation, budgets=(0.01, 0.05), draws: int = 5,
                  max_facts: int = 200, seed: int = 0, label: str | None = None, progress: bool = False) -> list[FaithRow]:
     """Top sites vs `draws` random draws of the same kind and size, at each budget."""
-    from tqdm.auto import tqdm
+    from workbench.progress import tqdm
 
     model = loaded.model
     examples = eval_examples(task, max_facts)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
+from workbench.progress import tqdm
 
 from .base import Localiser, register
 from .data import answer_batches, answer_ce, default_forms, split_examples

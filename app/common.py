@@ -1,0 +1,118 @@
+"""Shared state and helpers of the Streamlit app. Pages stay thin: they call the library
+and its pure `figure_*` functions; this module holds the cached models and the session."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+import typing
+from contextlib import contextmanager
+from pathlib import Path
+
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the app runs from a checkout: the library sits next to it
+    sys.path.insert(0, str(ROOT))
+
+MODELS = ["testbed:dense", "testbed:moe", "smollm2-135m-instruct"]
+
+
+@st.cache_resource(show_spinner=False)
+def load_model(spec: str):
+    """A loaded model, shared by every page and session (cached once per spec)."""
+    import torch
+
+    from workbench.models import load
+
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    return load(spec, progress=False)
+
+
+def state() -> st.session_state.__class__:
+    ss = st.session_state
+    ss.setdefault("model_spec", None)
+    ss.setdefault("task_name", "default")
+    ss.setdefault("localisations", {})  # label -> {"loc": Localisation, "path": str, "seconds": float}
+    ss.setdefault("edit", None)  # {"edit": Edit, "path": str, "operator": str, "localiser": str}
+    ss.setdefault("probe", None)  # ProbeResult
+    ss.setdefault("timings", {})  # action -> seconds
+    return ss
+
+
+def current():
+    """(loaded model, task) of this session, or None after telling the user what to do."""
+    ss = state()
+    if not ss.model_spec:
+        st.info("Pick a model and a task first, on the **Model & task** page.")
+        return None
+    from workbench.tasks import task_for
+
+    try:
+        loaded = load_model(ss.model_spec)
+        return loaded, task_for(loaded, ss.task_name)
+    except (ValueError, FileNotFoundError) as exc:
+        st.error(str(exc))
+        return None
+
+
+@contextmanager
+def progress(label: str, key: str):
+    """A progress bar fed by every library progress bar (workbench.progress.listen), the
+    elapsed time recorded under `key` in the session's timings."""
+    from workbench.progress import listen
+
+    bar = st.progress(0.0, text=label)
+    t0 = time.perf_counter()
+
+    def on_step(desc, n, total, postfix):
+        frac = min(1.0, n / total) if total else 0.0
+        bar.progress(frac, text=f"{label}: {desc} {n}/{total or '?'} {postfix}".strip())
+
+    with listen(on_step):
+        yield bar
+    secs = time.perf_counter() - t0
+    state().timings[key] = round(secs, 2)
+    bar.progress(1.0, text=f"{label}: done in {secs:.1f} s")
+
+
+def run_safely(fn, *args, **kwargs):
+    """Call fn; a user mistake (ValueError, FileNotFoundError) becomes an error box, not a
+    traceback. Returns None on error."""
+    try:
+        return fn(*args, **kwargs)
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        st.error(f"{type(exc).__name__}: {exc}" if isinstance(exc, KeyError) else str(exc))
+        return None
+
+
+def options_form(config_cls, key: str) -> dict:
+    """A text input per option of a frozen config dataclass (prefilled with the default);
+    returns only the options the user changed, as strings for `config_from_dict`."""
+    out = {}
+    hints = typing.get_type_hints(config_cls)
+    fields = [f for f in dataclasses.fields(config_cls) if f.init]
+    cols = st.columns(3)
+    for i, f in enumerate(fields):
+        default = f.default if f.default is not dataclasses.MISSING else None
+        hint = hints[f.name]
+        with cols[i % 3]:
+            if typing.get_origin(hint) is typing.Literal:
+                choices = list(typing.get_args(hint))
+                v = st.selectbox(f.name, choices, index=choices.index(default) if default in choices else 0,
+                                 key=f"{key}.{f.name}")
+                if v != default:
+                    out[f.name] = v
+            else:
+                shown = ",".join(map(str, default)) if isinstance(default, tuple) else ("none" if default is None else str(default))
+                v = st.text_input(f.name, shown, key=f"{key}.{f.name}")
+                if v.strip() != shown:
+                    out[f.name] = v.strip()
+    return out
+
+
+def table_rows(rows: list[dict]):
+    import pandas as pd
+
+    return pd.DataFrame(rows)

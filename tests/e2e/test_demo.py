@@ -1,0 +1,41 @@
+"""README command 1's main job: `workbench demo` on the embedded default, then a warm rerun."""
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+EXE = Path(sys.executable).with_name("workbench")
+
+
+def test_demo_runs_the_default_study_and_reruns_from_the_store(tmp_path, default_dense, default_dense_oracle,
+                                                               default_moe):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "WORKBENCH_RUNS": str(tmp_path)}
+    r = subprocess.run([str(EXE), "demo"], capture_output=True, text=True, env=env, timeout=1800)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout
+    for step in ("[1/4]", "[2/4]", "[3/4]", "[4/4]"):
+        assert step in out
+    assert out.count("quality floor: every target met") == 2, out
+    store = tmp_path / "default" / "study.sqlite"
+    conn = sqlite3.connect(store)
+    rows = conn.execute("SELECT localiser_method, operator_name, status FROM cells").fetchall()
+    assert len(rows) == 12 and {s for *_, s in rows} == {"done"}, rows
+    # every localiser family and a relearning attack in every cell
+    assert {m for m, _, _ in rows} >= {"concept", "circuits", "wagle", "salun", "random", "sae", "experts", None}
+    assert conn.execute("SELECT count(DISTINCT cell_id) FROM curves WHERE metric = 'relearn.forget.final' "
+                        "AND role = 'edited'").fetchone()[0] == 12
+    # the headline names the references and the report holds every figure
+    assert "[original]" in out and "[oracle]" in out
+    report = tmp_path / "default" / "report.html"
+    text = report.read_text()
+    assert all(f'id="fig-{k}"' in text for k in ("pareto", "relearning", "traces", "agreement"))
+    assert str(report.resolve()) in out
+    # the rerun finds every cell in the store and recomputes nothing
+    again = subprocess.run([str(EXE), "demo"], capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert re.search(r"0 cells run now, 12 from the store, 0 failed", again.stdout), again.stdout

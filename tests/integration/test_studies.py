@@ -1,0 +1,231 @@
+"""Studies on the small testbed world: run, store, resume after SIGKILL, Ray, report, export."""
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from workbench import cache
+from workbench.study import Store, parse_study, run_study, write_report
+
+pytestmark = pytest.mark.integration
+
+SMALL = "testbed:dense?people=40&attributes=3&steps=600"
+TINY = f"""
+name = "tiny"
+seeds = [0, 1]
+budgets = [0.05]
+threads = 1
+
+[[model]]
+spec = "{SMALL}"
+
+[[localiser]]
+method = "wagle"
+
+[[localiser]]
+method = "concept"
+
+[[operator]]
+name = "graddiff"
+localisers = ["none", "wagle"]
+options = {{ steps = 6 }}
+
+[[operator]]
+name = "ablate"
+localisers = ["concept"]
+
+[probes]
+families = ["behaviour", "tofu", "traces", "relearn"]
+options = {{ max_facts = 10, relearn_steps = 3, samples = 1 }}
+"""
+
+
+def _fresh_cache(root: Path) -> Path:
+    """An empty cache that shares only the trained models (so every cell is computed anew)."""
+    root.mkdir(parents=True)
+    (root / "models").symlink_to(cache.cache_root() / "models", target_is_directory=True)
+    return root
+
+
+@contextlib.contextmanager
+def _cache_env(root: Path):
+    old = os.environ.get("WORKBENCH_CACHE")
+    os.environ["WORKBENCH_CACHE"] = str(root)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("WORKBENCH_CACHE")
+        else:
+            os.environ["WORKBENCH_CACHE"] = old
+
+
+def _rows(store_path: Path) -> dict:
+    """{cell_id: (status, {(metric, role): value})} and a duplicate check."""
+    conn = sqlite3.connect(store_path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    ids = [r[0] for r in conn.execute("SELECT cell_id FROM cells")]
+    assert len(ids) == len(set(ids)), "a cell appears twice"
+    out = {}
+    for cid, status in conn.execute("SELECT cell_id, status FROM cells"):
+        vals = {(m, r): v for m, r, v in conn.execute("SELECT metric, role, value FROM metrics WHERE cell_id = ?", (cid,))}
+        out[cid] = (status, vals)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, small_dense, small_dense_oracle):
+    d = tmp_path_factory.mktemp("tiny")
+    (d / "tiny.toml").write_text(TINY)
+    return d / "tiny.toml"
+
+
+@pytest.fixture(scope="module")
+def reference(tiny, tmp_path_factory):
+    """The tiny study run once, uninterrupted, locally, on a fresh cache."""
+    from workbench.study import load_study
+
+    root = _fresh_cache(tmp_path_factory.mktemp("ref") / "cache")
+    with _cache_env(root):
+        return run_study(load_study(tiny), out=root.parent / "run", progress=False)
+
+
+def test_every_cell_is_stored_with_three_roles(reference):
+    rows = _rows(reference.store_path)
+    assert len(rows) == len(reference.cells) == 6 and not reference.failed
+    for status, vals in rows.values():
+        assert status == "done"
+        for role in ("original", "edited", "oracle"):
+            assert vals[("behaviour.forget.all", role)] is not None
+    with Store(reference.store_path) as store:
+        cells = {c["cell_id"]: c for c in store.cells()}
+        # the localised fine-tune touches 5% of the scored weights; the unmasked one all of them
+        masked = [c for c in cells.values() if c["localiser"] == "wagle"]
+        whole = [c for c in cells.values() if c["localiser"] == "none"]
+        assert all(0 < c["changed_weights"] < 0.1 * w["changed_weights"] for c in masked for w in whole)
+        assert all(c["changed_weights"] == 0 for c in cells.values() if c["localiser"] == "concept")  # hooks only
+        # the original and the oracle are measured once and read from the cache afterwards
+        assert len({store.value(i, "behaviour.forget.all", "original") for i in cells}) == 1
+        orig = store.value(next(iter(cells)), "behaviour.forget.all", "original")
+        oracle = store.value(next(iter(cells)), "behaviour.forget.all", "oracle")
+        assert orig > 0.7 and oracle < 0.3
+        assert len(store.curves("relearn.forget.final")) == 6 * 3  # a curve per cell and role
+
+
+def test_rerun_computes_nothing(reference):
+    from workbench.study import load_study
+
+    t0 = time.perf_counter()
+    again = run_study(load_study(reference.study.source), out=reference.out, progress=False)
+    assert again.ran == [] and len(again.skipped) == 6
+    assert time.perf_counter() - t0 < 5
+    assert _rows(reference.store_path) == _rows(reference.store_path)
+
+
+@pytest.mark.slow
+def test_sigkill_at_a_random_moment_then_resume(tiny, reference, tmp_path):
+    """Kill -9 a running study (CLI) while cells are being computed, rerun it (this time with
+    the process-pool executor), and compare with the uninterrupted run."""
+    root = _fresh_cache(tmp_path / "cache")
+    out = tmp_path / "run"
+    env = {**os.environ, "WORKBENCH_CACHE": str(root)}
+    rng = random.Random()
+    wait_for = rng.randint(1, 4)  # cells finished before the kill (of 6)
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "study", "run", str(tiny), "--out", str(out),
+                             "--no-report"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    store_path = out / "study.sqlite"
+    deadline = time.time() + 300
+    done = 0
+    while time.time() < deadline and proc.poll() is None:
+        if store_path.is_file():
+            done = sqlite3.connect(store_path).execute("SELECT count(*) FROM cells").fetchone()[0]
+            if done >= wait_for:
+                break
+        time.sleep(0.2)
+    time.sleep(rng.uniform(0, 2.0))  # somewhere inside the next cell
+    assert proc.poll() is None, f"the study ended before the kill: {proc.stderr.read().decode()[-2000:]}"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed = _rows(store_path)
+    assert wait_for <= len(killed) < 6, len(killed)
+    for status, vals in killed.values():  # no partial row: every stored cell has all its metrics
+        assert status == "done" and ("behaviour.forget.all", "edited") in vals
+
+    from workbench.study import load_study
+
+    with _cache_env(root):
+        resumed = run_study(load_study(tiny), out=out, executor="process", workers=2, progress=False)
+    assert len(resumed.skipped) == len(killed) and len(resumed.ran) == 6 - len(killed)
+    assert _rows(store_path) == _rows(reference.store_path)
+
+
+@pytest.mark.slow
+def test_ray_executor_matches_local(tiny, reference, tmp_path):
+    pytest.importorskip("ray")
+    from workbench.study import load_study
+
+    study = load_study(tiny)
+    root = _fresh_cache(tmp_path / "cache")
+    with _cache_env(root):
+        run = run_study(study, out=tmp_path / "run", executor="ray", progress=False)
+    assert len(run.ran) == 6 and not run.failed
+    with Store(run.store_path) as store:
+        assert {c["executor"] for c in store.cells()} == {"ray"}
+    assert _rows(run.store_path) == _rows(reference.store_path)
+
+
+def test_report_and_export(reference, tmp_path):
+    path = write_report(reference.store_path, tmp_path / "r.html")
+    text = path.read_text()
+    for key in ("pareto", "relearning", "traces", "agreement"):
+        assert f'id="fig-{key}"' in text
+    assert text.count("plotly.js v") <= 2 and "<table id='cells'" in text  # plotly inlined once: self-contained
+    assert "src=\"http" not in text and len(text) > 1_000_000
+
+    from workbench.study.report import agreement_matrix, figure_pareto, reference_rows, study_rows
+
+    with Store(reference.store_path) as store:
+        rows, refs = study_rows(store), reference_rows(store)
+        matrix = agreement_matrix(store)
+    fig = figure_pareto(rows, refs)
+    assert sum(len(t.x) for t in fig.data if t.mode == "markers") == 6  # one marker per cell
+    assert {t.name for t in fig.data} >= {"original", "oracle"}
+    assert matrix[SMALL]["names"] == ["wagle", "concept"]
+
+    env = {**os.environ}
+    for fmt in ("csv", "parquet"):
+        f = tmp_path / f"cells.{fmt}"
+        r = subprocess.run([sys.executable, "-m", "workbench.cli", "study", "export", str(reference.out),
+                            "--file", str(f)], capture_output=True, text=True, env=env)
+        assert r.returncode == 0, r.stderr
+        import pandas as pd
+
+        frame = pd.read_csv(f) if fmt == "csv" else pd.read_parquet(f)
+        assert len(frame) == 6 and "behaviour.forget.all[edited]" in frame.columns
+    r = subprocess.run([sys.executable, "-m", "workbench.cli", "study", "status", str(reference.out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "6 done" in r.stdout, r.stdout + r.stderr
+
+
+def test_a_failing_cell_is_recorded_and_the_study_goes_on(small_dense, tmp_path):
+    study = parse_study({
+        "name": "failing", "model": [{"spec": SMALL}],
+        "operator": [{"name": "directional", "options": {"layer": 99}},
+                     {"name": "ga", "options": {"steps": 1}}],
+        "probes": {"families": ["behaviour"], "options": {"max_facts": 5}}})
+    run = run_study(study, out=tmp_path, progress=False)
+    assert len(run.failed) == 1 and len(run.ran) == 2
+    with Store(run.store_path) as store:
+        failed = [c for c in store.cells() if c["status"] == "failed"]
+        assert "layer=99" in failed[0]["error"] and not store.metrics(failed[0]["cell_id"])
+    html = write_report(run.store_path).read_text()
+    assert "Failed cells" in html and "layer=99" in html

@@ -1,0 +1,161 @@
+"""Study files, cells and the SQLite store (no model is loaded)."""
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from workbench.study import Store, StudyError, load_study, parse_study
+from workbench.study.report import pareto_front
+
+pytestmark = pytest.mark.unit
+
+SMALL = "testbed:dense?people=40&attributes=3&steps=600"
+
+
+def base(**over) -> dict:
+    d = {"name": "t", "model": [{"spec": SMALL}],
+         "localiser": [{"method": "wagle"}, {"method": "concept"}],
+         "operator": [{"name": "ablate", "localisers": ["concept"]},
+                      {"name": "graddiff", "localisers": ["none", "wagle"], "options": {"steps": 5}}],
+         "probes": {"families": ["behaviour"], "options": {"max_facts": 10}}}
+    d.update(over)
+    return d
+
+
+def test_bundled_studies_expand_to_unique_cells():
+    for name in ("default", "quick"):
+        study = load_study(name)
+        ids = [c.id for c in study.cells()]
+        assert ids and len(ids) == len(set(ids))
+    default = load_study("default")
+    methods = {c.localiser_method for c in default.cells()} - {None}
+    from workbench.localise import LOCALISERS
+    # the default study uses every localiser family: concept, circuits, weights, SAE, experts
+    assert {"concept", "circuits", "wagle", "salun", "sae", "experts"} <= methods <= set(LOCALISERS.names())
+    assert {c.model for c in default.cells()} == {"testbed:dense", "testbed:moe"}
+    assert "relearn" in default.probes["families"]
+
+
+def test_grid_expansion_counts_seeds_budgets_and_pairs():
+    study = parse_study(base(seeds=[0, 1], budgets=[0.01, 0.05]))
+    cells = study.cells()
+    # ablate x concept x 2 budgets x 2 seeds + graddiff x (none x 2 seeds + wagle x 2 budgets x 2 seeds)
+    assert len(cells) == 4 + 2 + 4
+    none = [c for c in cells if c.localiser == "none"]
+    assert all(c.budget is None and "fraction" not in c.operator_options for c in none)
+    wagle = [c for c in cells if c.localiser == "wagle"]
+    assert {c.operator_options["fraction"] for c in wagle} == {0.01, 0.05}
+    assert {c.operator_options["seed"] for c in wagle} == {0, 1}
+    assert {c.localiser_options["seed"] for c in wagle} == {0, 1}
+
+
+def test_default_pairing_follows_site_kinds():
+    study = parse_study(base(operator=[{"name": "ablate"}, {"name": "sae-clamp"}],
+                             localiser=[{"method": "concept"}, {"method": "sae"}, {"method": "wagle"}]))
+    pairs = {(c.localiser, c.operator) for c in study.cells()}
+    assert pairs == {("concept", "ablate"), ("wagle", "ablate"), ("sae", "sae-clamp")}
+
+
+def test_cell_id_is_a_content_hash_of_what_determines_the_numbers():
+    a = parse_study(base()).cells()
+    b = parse_study(base(name="other", localiser=[{"method": "wagle", "label": "W"}, {"method": "concept"}],
+                         operator=[{"name": "ablate", "localisers": ["concept"], "label": "abl"},
+                                   {"name": "graddiff", "localisers": ["none", "W"], "options": {"steps": 5}}])).cells()
+    assert sorted(c.id for c in a) == sorted(c.id for c in b)  # labels and names do not count
+    c = parse_study(base(operator=[{"name": "ablate", "localisers": ["concept"]},
+                                   {"name": "graddiff", "localisers": ["none", "wagle"], "options": {"steps": 6}}]))
+    assert len(set(x.id for x in c.cells()) & set(x.id for x in a)) == 1  # only the ablate cell is shared
+
+
+@pytest.mark.parametrize("change, key", [
+    ({"colour": 1}, "colour"),
+    ({"name": "has space"}, "name"),
+    ({"seeds": [0, "one"]}, "seeds"),
+    ({"budgets": [0.0]}, "budgets"),
+    ({"threads": -1}, "threads"),
+    ({"model": []}, "model"),
+    ({"model": [{"spec": "testbed:huge"}]}, "model[0].spec"),
+    ({"model": [{"spec": SMALL, "tasks": ["someday"]}]}, "model[0].tasks"),
+    ({"localiser": [{"method": "telepathy"}]}, "localiser[0].method"),
+    ({"localiser": [{"method": "wagle", "options": {"gama": 1}}]}, "localiser[0].options"),
+    ({"localiser": [{"method": "wagle", "options": {"gamma": "big"}}]}, "localiser[0].options"),
+    ({"localiser": [{"method": "wagle", "models": ["testbed:moe"]}]}, "localiser[0].models"),
+    ({"localiser": [{"method": "wagle"}, {"method": "wagle"}]}, "localiser"),
+    ({"operator": [{"name": "forget-everything"}]}, "operator[0].name"),
+    ({"operator": [{"name": "ablate", "options": {"mode": "sideways"}}]}, "operator[0].options"),
+    ({"operator": [{"name": "ablate", "localisers": ["nowhere"]}]}, "operator[0].localisers"),
+    ({"operator": [{"name": "ablate", "localisers": ["none"]}]}, "operator[0].localisers"),
+    ({"operator": [{"name": "sae-clamp", "localisers": ["wagle"]}]}, "operator[0].localisers"),
+    ({"operator": [{"name": "remove-experts"}]}, "operator"),
+    ({"probes": {"families": ["mind-reading"]}}, "probes"),
+    ({"probes": {"options": {"max_facts": 1}}}, "probes"),
+    ({"probes": {"familes": ["behaviour"]}}, "probes.familes"),
+])
+def test_malformed_study_names_the_key(change, key):
+    with pytest.raises(StudyError) as err:
+        parse_study(base(**change), "s.toml")
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"study file 's.toml': {key}:"), msg
+
+
+def test_malformed_study_file_gives_one_line_on_the_cli(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[[model]]\nspec = "testbed:dense"\n[[operator]]\nname = "npo"\noptions = { stepz = 3 }\n')
+    r = subprocess.run([sys.executable, "-m", "workbench.cli", "study", "run", str(bad)], capture_output=True, text=True)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "operator[0].options" in lines[0] and "stepz" in lines[0], r.stderr
+    syntax = tmp_path / "syntax.toml"
+    syntax.write_text('name = "x"\n[[model]\n')
+    r = subprocess.run([sys.executable, "-m", "workbench.cli", "study", "status", str(syntax)], capture_output=True, text=True)
+    assert r.returncode == 2 and "not valid TOML" in r.stderr and "line 2" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "workbench.cli", "study", "run", str(tmp_path / "nope.toml")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "nope.toml" in r.stderr and "does not exist" in r.stderr
+
+
+def _row(cell_id: str, status="done", value=0.5) -> dict:
+    return {"cell_id": cell_id, "study": "t", "model": "m", "task": "default", "localiser": "none",
+            "localiser_method": None, "localiser_options": {}, "operator": "ga", "operator_name": "ga",
+            "operator_options": {"seed": 0}, "budget": None, "seed": 0, "status": status,
+            "error": None if status == "done" else "boom",
+            "metrics": [{"metric": "behaviour.forget.all", "family": "behaviour", "direction": "reference",
+                         "role": r, "value": value, "note": ""} for r in ("original", "edited")],
+            "curves": [{"metric": "relearn.forget.final", "role": "edited", "points": [[0, 0.1], [1, 0.2]]}]}
+
+
+def test_store_round_trip_wal_and_replacement(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        store.write(_row("a"))
+        store.write(_row("b", status="failed"))
+        assert store.status() == {"a": "done", "b": "failed"}
+        store.write(_row("b", value=0.25))  # a retried cell replaces its row, metrics and curves
+        assert store.status() == {"a": "done", "b": "done"}
+        assert store.value("b", "behaviour.forget.all") == 0.25
+        assert len(store.metrics("b")) == 2 and len(store.curves()) == 2
+        assert store.curves("relearn.forget.final")[0]["points"] == [[0, 0.1], [1, 0.2]]
+        wide = store.wide()
+        assert [w["cell_id"] for w in wide] == ["a", "b"] and wide[1]["behaviour.forget.all[edited]"] == 0.25
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_failed_write_leaves_nothing_behind(tmp_path):
+    with Store(tmp_path / "s.sqlite") as store:
+        store.write(_row("a"))
+        bad = _row("c")
+        bad["metrics"].append(dict(bad["metrics"][0]))  # duplicate (cell, metric, role): the insert fails
+        with pytest.raises(sqlite3.IntegrityError):
+            store.write(bad)
+        assert store.status() == {"a": "done"}
+        assert {m["cell_id"] for m in store.metrics()} == {"a"}
+
+
+def test_pareto_front():
+    pts = [(0.1, 0.9), (0.5, 0.95), (0.2, 0.5), (0.0, 0.3), (0.6, 0.6)]
+    # (0.2, 0.5) is beaten by (0.1, 0.9); (0.6, 0.6) by (0.5, 0.95)
+    assert pareto_front(pts) == [3, 0, 1]

@@ -1,0 +1,384 @@
+"""Study files (TOML): models x tasks x localisers x operators x budgets x seeds, plus probes.
+
+    name = "my-study"
+    seeds = [0, 1]              # each operator's (and localiser's) `seed` option
+    budgets = [0.01, 0.05]      # the `fraction` of a localisation an operator may touch
+    threads = 0                 # torch threads per cell; 0 = every core. Same threads, same numbers
+
+    [[model]]
+    spec = "testbed:dense"
+    tasks = ["default"]         # optional; default ["default"]
+
+    [[localiser]]
+    method = "wagle"            # a registered localiser (`workbench localise --list`)
+    label = "wagle"             # optional; default: the method
+    options = { gamma = 1e-3 }  # optional
+    models = ["testbed:dense"]  # optional: only on these models
+
+    [[operator]]
+    name = "graddiff"           # a registered operator (`workbench edit --list`)
+    options = { steps = 60 }
+    localisers = ["none", "wagle"]  # optional; "none" = the whole model. Default: every
+                                    # localiser whose site kind the operator accepts
+
+    [probes]
+    families = ["behaviour", "tofu", "relearn"]
+    options = { max_facts = 50 }
+
+`load_study` validates everything before any model is loaded; a mistake is one error line
+naming the key and what is accepted. `Study.cells()` expands the grid into `Cell`s whose id
+is a content hash of everything that determines the cell's numbers.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .. import cache
+from ..registry import config_from_dict
+
+NONE = "none"  # the localiser label for "no localisation: the whole model"
+BUNDLED = ("default", "quick")
+_TOP_KEYS = {"name", "seeds", "budgets", "threads", "model", "localiser", "operator", "probes", "description"}
+
+
+class StudyError(ValueError):
+    """A malformed study file: the message names the file, the key and what is accepted."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    spec: str
+    tasks: tuple[str, ...] = ("default",)
+
+
+@dataclass(frozen=True)
+class LocaliserEntry:
+    method: str
+    label: str
+    options: dict = field(default_factory=dict)
+    models: tuple[str, ...] | None = None
+
+    @property
+    def kind(self) -> str:
+        from ..localise import LOCALISERS
+        return LOCALISERS.get(self.method).kind
+
+
+@dataclass(frozen=True)
+class OperatorEntry:
+    name: str
+    label: str
+    options: dict = field(default_factory=dict)
+    localisers: tuple[str, ...] | None = None
+    models: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (model, task, localiser, operator, budget, seed) point of a study."""
+
+    study: str
+    model: str
+    task: str
+    localiser: str  # label, or "none"
+    localiser_method: str | None
+    localiser_options: dict
+    operator: str  # label
+    operator_name: str
+    operator_options: dict
+    budget: float | None
+    seed: int
+    probes: dict  # the ProbeConfig as a dict
+
+    @property
+    def key(self) -> dict:
+        """Everything that determines this cell's numbers (labels and the study name do not)."""
+        return {"model": self.model, "task": self.task, "localiser": self.localiser_method,
+                "localiser_options": self.localiser_options, "operator": self.operator_name,
+                "operator_options": self.operator_options, "budget": self.budget, "seed": self.seed,
+                "probes": self.probes}
+
+    @property
+    def id(self) -> str:
+        return cache.content_hash(self.key)
+
+    @property
+    def label(self) -> str:
+        b = "" if self.budget is None else f" @{self.budget:g}"
+        return f"{self.model} | {self.localiser} -> {self.operator}{b} | seed {self.seed}"
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "id": self.id}
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    models: tuple[ModelEntry, ...]
+    localisers: tuple[LocaliserEntry, ...]
+    operators: tuple[OperatorEntry, ...]
+    probes: dict
+    seeds: tuple[int, ...] = (0,)
+    budgets: tuple[float, ...] = (0.05,)
+    threads: int = 0
+    source: str = ""
+    description: str = ""
+
+    def cells(self) -> list[Cell]:
+        """The grid, in a stable order (model, task, localiser, operator, budget, seed)."""
+        from ..edit import OPERATORS
+
+        out: list[Cell] = []
+        for m in self.models:
+            for task in m.tasks:
+                for loc in [None, *self.localisers]:
+                    if loc is not None and loc.models is not None and m.spec not in loc.models:
+                        continue
+                    for op in self.operators:
+                        if op.models is not None and m.spec not in op.models:
+                            continue
+                        cls = OPERATORS.get(op.name)
+                        if not _pairs(op, cls, loc):
+                            continue
+                        uses_budget = loc is not None and _has_field(cls.Config, "fraction") and \
+                            "fraction" not in op.options and "k" not in op.options
+                        for budget in (self.budgets if uses_budget else (None,)):
+                            for seed in self.seeds:
+                                out.append(self._cell(m.spec, task, loc, op, cls, budget, seed))
+        return out
+
+    def _cell(self, model, task, loc, op, cls, budget, seed) -> Cell:
+        from ..localise import LOCALISERS
+
+        loc_options = {}
+        if loc is not None:
+            loc_options = dict(loc.options)
+            if _has_field(LOCALISERS.get(loc.method).Config, "seed") and "seed" not in loc_options:
+                loc_options["seed"] = seed
+        op_options = dict(op.options)
+        if budget is not None:
+            op_options["fraction"] = budget
+        if _has_field(cls.Config, "seed") and "seed" not in op_options:
+            op_options["seed"] = seed
+        return Cell(self.name, model, task, NONE if loc is None else loc.label,
+                    None if loc is None else loc.method, loc_options, op.label, op.name, op_options,
+                    budget, seed, self.probes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _has_field(cls, name: str) -> bool:
+    return any(f.name == name for f in dataclasses.fields(cls))
+
+
+def _pairs(op: OperatorEntry, cls, loc: LocaliserEntry | None) -> bool:
+    """Whether operator `op` runs on localisation `loc` (None = the whole model)."""
+    label = NONE if loc is None else loc.label
+    if op.localisers is not None:
+        return label in op.localisers
+    if loc is None:
+        return not cls.needs_localisation
+    return loc.kind in cls.accepts
+
+
+# -- loading ------------------------------------------------------------------------------
+def bundled_path(name: str) -> Path:
+    return Path(str(resources.files("workbench.study") / "studies" / f"{name}.toml"))
+
+
+def resolve_path(study: str | Path) -> Path:
+    """A study file path, or the name of a bundled study."""
+    p = Path(study)
+    if p.is_file():
+        return p
+    if str(study) in BUNDLED:
+        return bundled_path(str(study))
+    if p.suffix != ".toml" and not p.exists():
+        raise FileNotFoundError(f"study {str(study)!r}: no such file, and not a bundled study "
+                                f"(bundled: {', '.join(BUNDLED)})")
+    raise FileNotFoundError(f"study file {str(study)!r} does not exist")
+
+
+def load_study(study: str | Path) -> Study:
+    path = resolve_path(study)
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise StudyError(f"study file {str(path)!r}: not valid TOML: {exc}") from None
+    return parse_study(data, str(path))
+
+
+def parse_study(data: dict, source: str = "<study>") -> Study:
+    """Validate a study dict (parsed TOML) into a `Study`; errors name the key."""
+    from ..edit import OPERATORS
+    from ..localise import LOCALISERS
+    from probes import ProbeConfig
+
+    def fail(key: str, msg: str):
+        raise StudyError(f"study file {source!r}: {key}: {msg}")
+
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        fail(unknown[0], f"unknown key; accepted: {', '.join(sorted(_TOP_KEYS))}")
+    name = data.get("name")
+    if not isinstance(name, str) or not name or any(c in name for c in "/\\ "):
+        fail("name", "expected a non-empty string without spaces or slashes")
+    seeds = _list_of(data.get("seeds", [0]), int, "seeds", fail)
+    budgets = _list_of(data.get("budgets", [0.05]), (int, float), "budgets", fail)
+    for b in budgets:
+        if not 0 < b <= 1:
+            fail("budgets", f"{b!r} is not a fraction in (0, 1]")
+    threads = data.get("threads", 0)
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
+        fail("threads", f"{threads!r}: expected an integer >= 0 (0 = every core)")
+
+    models = []
+    for i, m in enumerate(_tables(data, "model", fail, required=True)):
+        where = f"model[{i}]"
+        _keys(m, {"spec", "tasks"}, where, fail)
+        spec = m.get("spec")
+        if not isinstance(spec, str) or not spec:
+            fail(f"{where}.spec", "expected a model spec string (see `workbench models list`)")
+        _check_model_spec(spec, f"{where}.spec", fail)
+        tasks = tuple(_list_of(m.get("tasks", ["default"]), str, f"{where}.tasks", fail))
+        for t in tasks:
+            if not (t == "default" or t.startswith("real:")):
+                fail(f"{where}.tasks", f"{t!r}: expected default or real:TOPIC")
+        models.append(ModelEntry(spec, tasks))
+    specs = {m.spec for m in models}
+
+    localisers = []
+    for i, entry in enumerate(_tables(data, "localiser", fail)):
+        where = f"localiser[{i}]"
+        _keys(entry, {"method", "label", "options", "models"}, where, fail)
+        method = entry.get("method")
+        if method not in LOCALISERS:
+            fail(f"{where}.method", f"{method!r}: expected one of {', '.join(LOCALISERS.names())}")
+        options = _options(entry, where, LOCALISERS.get(method).Config, fail)
+        label = entry.get("label", method)
+        if not isinstance(label, str) or not label or label == NONE:
+            fail(f"{where}.label", f"{label!r}: expected a non-empty string other than {NONE!r}")
+        localisers.append(LocaliserEntry(method, label, options, _models(entry, where, specs, fail)))
+    labels = [loc.label for loc in localisers]
+    dup = {x for x in labels if labels.count(x) > 1}
+    if dup:
+        fail("localiser", f"label {sorted(dup)[0]!r} is used twice; give each entry its own label")
+
+    operators = []
+    for i, entry in enumerate(_tables(data, "operator", fail, required=True)):
+        where = f"operator[{i}]"
+        _keys(entry, {"name", "label", "options", "localisers", "models"}, where, fail)
+        name_ = entry.get("name")
+        if name_ not in OPERATORS:
+            fail(f"{where}.name", f"{name_!r}: expected one of {', '.join(OPERATORS.names())}")
+        cls = OPERATORS.get(name_)
+        options = _options(entry, where, cls.Config, fail)
+        label = entry.get("label", name_)
+        if not isinstance(label, str) or not label:
+            fail(f"{where}.label", "expected a non-empty string")
+        locs = entry.get("localisers")
+        if locs is not None:
+            locs = tuple(_list_of(locs, str, f"{where}.localisers", fail))
+            for lab in locs:
+                if lab != NONE and lab not in labels:
+                    fail(f"{where}.localisers", f"{lab!r}: expected {NONE!r} or a localiser label "
+                                                f"({', '.join(labels) or 'none defined'})")
+                if lab == NONE and cls.needs_localisation:
+                    fail(f"{where}.localisers", f"operator {name_!r} needs a localisation; {NONE!r} is not accepted")
+                if lab != NONE:
+                    kind = next(loc for loc in localisers if loc.label == lab).kind
+                    if kind not in cls.accepts:
+                        fail(f"{where}.localisers", f"{lab!r} gives {kind} sites; operator {name_!r} accepts "
+                                                    f"{', '.join(cls.accepts) or 'no localisation'}")
+        operators.append(OperatorEntry(name_, label, options, locs, _models(entry, where, specs, fail)))
+    labels_op = [op.label for op in operators]
+    dup = {x for x in labels_op if labels_op.count(x) > 1}
+    if dup:
+        fail("operator", f"label {sorted(dup)[0]!r} is used twice; give each entry its own label")
+
+    probes = data.get("probes", {})
+    if not isinstance(probes, dict):
+        fail("probes", "expected a table with families = [...] and options = {...}")
+    _keys(probes, {"families", "options"}, "probes", fail)
+    pdict = dict(probes.get("options", {}))
+    if "families" in probes:
+        pdict["families"] = tuple(_list_of(probes["families"], str, "probes.families", fail))
+    try:
+        pconfig = config_from_dict(ProbeConfig, pdict)
+        pconfig.check()
+    except ValueError as exc:
+        fail("probes", str(exc))
+    study = Study(name, tuple(models), tuple(localisers), tuple(operators), pconfig.to_dict(),
+                  tuple(seeds), tuple(float(b) for b in budgets), threads, source,
+                  str(data.get("description", "")))
+    if not study.cells():
+        fail("operator", "the study expands to no cell: no operator pairs with any localiser "
+                         "(check operator.localisers and the localisers' site kinds)")
+    return study
+
+
+def _tables(data, key, fail, required=False) -> list[dict]:
+    value = data.get(key, [])
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        fail(key, f"expected one or more [[{key}]] tables")
+    if required and not value:
+        fail(key, f"at least one [[{key}]] table is required")
+    return value
+
+
+def _keys(table: dict, accepted: set, where: str, fail) -> None:
+    unknown = sorted(set(table) - accepted)
+    if unknown:
+        fail(f"{where}.{unknown[0]}", f"unknown key; accepted: {', '.join(sorted(accepted))}")
+
+
+def _list_of(value, typ, key, fail) -> list:
+    if not isinstance(value, list) or not value:
+        fail(key, f"expected a non-empty list, got {value!r}")
+    for v in value:
+        if not isinstance(v, typ) or isinstance(v, bool):
+            name = typ.__name__ if isinstance(typ, type) else "number"
+            fail(key, f"{v!r} is not a {name}")
+    return value
+
+
+def _options(entry: dict, where: str, config_cls, fail) -> dict:
+    options = entry.get("options", {})
+    if not isinstance(options, dict):
+        fail(f"{where}.options", "expected a table, e.g. options = { key = value }")
+    try:
+        config_from_dict(config_cls, options)
+    except ValueError as exc:
+        fail(f"{where}.options", str(exc))
+    return dict(options)
+
+
+def _models(entry: dict, where: str, specs: set, fail) -> tuple[str, ...] | None:
+    if "models" not in entry:
+        return None
+    models = tuple(_list_of(entry["models"], str, f"{where}.models", fail))
+    for m in models:
+        if m not in specs:
+            fail(f"{where}.models", f"{m!r} is not one of the study's models ({', '.join(sorted(specs))})")
+    return models
+
+
+def _check_model_spec(spec: str, key: str, fail) -> None:
+    """Parse the spec without loading anything (testbed options are checked here)."""
+    from ..models import parse_kind
+
+    try:
+        kind = parse_kind(spec)
+        if kind == "testbed":
+            from ..models.testbed import TestbedSpec
+            TestbedSpec.parse(spec)
+    except ValueError as exc:
+        fail(key, str(exc))

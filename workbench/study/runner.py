@@ -1,0 +1,269 @@
+"""Run a study: expand it into cells, run each (localise -> edit -> probe) and store the rows.
+
+Every artifact is content-addressed in the cache (localisations, edits, probe measurements),
+so a cell that was cut short reuses what it had finished, and the store holds only whole
+cells: rerunning a killed study recomputes nothing that finished and writes no row twice.
+
+Executors (same cells, same numbers for the same `threads`):
+- `local`: one cell after another in this process (models stay loaded);
+- `process`: a pool of `workers` processes (spawned), each with its own loaded models;
+- `ray`: Ray tasks (`pip install 'unlearning-workbench[ray]'`), on a local Ray instance or a cluster
+  (`address`). Each task asks for `threads` CPUs.
+The parent process is the only writer to the SQLite store.
+"""
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .config import Cell, Study
+from .store import Store
+
+EXECUTORS = ("local", "process", "ray")
+_MODELS: dict[str, object] = {}  # loaded models of this process, by spec
+
+
+def default_out(study: Study) -> Path:
+    """Where a study's store, artifacts and report go unless told otherwise."""
+    return Path(os.environ.get("WORKBENCH_RUNS", "runs")) / study.name
+
+
+def _model(spec: str):
+    from ..models import load
+
+    if spec not in _MODELS:
+        _MODELS[spec] = load(spec, progress=False)
+    return _MODELS[spec]
+
+
+def run_cell(payload: dict) -> dict:
+    """Run one cell in this process and return its store row. A failure inside the cell is
+    caught and returned as a `failed` row naming the error; nothing is raised."""
+    import torch
+
+    if payload.get("cache_root"):
+        os.environ["WORKBENCH_CACHE"] = payload["cache_root"]
+    torch.set_num_threads(payload["threads"])
+    cell = payload["cell"]
+    row = {"cell_id": payload["id"], **{k: cell[k] for k in (
+        "study", "model", "task", "localiser", "localiser_method", "localiser_options", "operator",
+        "operator_name", "operator_options", "budget", "seed")},
+        "threads": payload["threads"], "executor": payload["executor"]}
+    t0 = time.perf_counter()
+    try:
+        row.update(_run(cell, payload["id"], Path(payload["out"])))
+        row["status"] = "done"
+    except Exception as exc:  # a cell's failure is data: the study goes on
+        row.update(status="failed", error=f"{type(exc).__name__}: {exc}",
+                   traceback=traceback.format_exc(limit=8))
+    row["seconds"] = round(time.perf_counter() - t0, 2)
+    return row
+
+
+def _run(cell: dict, cell_id: str, out: Path) -> dict:
+    from probes import Edited, probe
+
+    from ..edit import apply_operator_cached
+    from ..localise import localise_cached
+    from ..tasks import task_for
+
+    loaded = _model(cell["model"])
+    task = task_for(loaded, cell["task"])
+    loc, loc_path, t = None, None, time.perf_counter()
+    if cell["localiser_method"]:
+        loc, loc_path, _ = localise_cached(loaded, task, cell["localiser_method"], cell["localiser_options"],
+                                           progress=False)
+    t_loc = time.perf_counter() - t
+    t = time.perf_counter()
+    edit, edit_path, _ = apply_operator_cached(loaded, loc, task, cell["operator_name"], cell["operator_options"],
+                                               progress=False, localisation_id=loc_path.name if loc_path else None)
+    t_edit = time.perf_counter() - t
+    t = time.perf_counter()
+    oracle = _model(loaded.oracle_spec) if loaded.oracle_spec else "auto"
+    result = probe(loaded, task, edited=Edited(cell["operator"], lambda: edit.applied(loaded.model),
+                                               Path(edit_path).name),
+                   oracle=oracle, config=cell["probes"], progress=False)
+    t_probe = time.perf_counter() - t
+    result_path = result.save(out / "cells" / f"{cell_id}.json")
+    return {
+        "localisation": str(loc_path) if loc_path else None, "edit": str(edit_path), "result": str(result_path),
+        "localise_seconds": round(t_loc, 2), "edit_seconds": round(t_edit, 2), "probe_seconds": round(t_probe, 2),
+        "changed_weights": _changed_scalars(loaded.model, edit),
+        **result_rows(result),
+    }
+
+
+def result_rows(result) -> dict:
+    """A ProbeResult as the store's metric and curve rows."""
+    return {"metrics": result.records(),
+            "curves": [{"metric": m.name, "role": r, "points": pts} for m in result.metrics for r, pts in m.curves.items()]}
+
+
+def store_probe(result, model: str, task: str, edit: dict | None, study: str = "app") -> Path:
+    """Write an interactive probe (the app's) into the study store `runs/<study>` as one cell,
+    so the Studies page, the report and the notebooks see it next to scripted studies."""
+    from .. import cache
+
+    out = Path(os.environ.get("WORKBENCH_RUNS", "runs")) / study
+    e = edit or {}
+    coords = {"model": model, "task": task, "localiser": e.get("localiser", "none"),
+              "operator": e.get("operator", "none"), "edit": e.get("path"), "probes": result.config}
+    cell_id = cache.content_hash(coords)
+    path = result.save(out / "cells" / f"{cell_id}.json")
+    row = {"cell_id": cell_id, "study": study, "model": model, "task": task, "localiser": coords["localiser"],
+           "localiser_method": None, "localiser_options": {}, "operator": coords["operator"],
+           "operator_name": coords["operator"], "operator_options": {}, "budget": None, "seed": 0,
+           "status": "done", "executor": "app", "edit": e.get("path"), "result": str(path),
+           **result_rows(result)}
+    with Store(out / "study.sqlite") as store:
+        store.set_meta("name", study)
+        store.write(row)
+    return out / "study.sqlite"
+
+
+def _changed_scalars(model, edit) -> int:
+    """How many scalar weights the edit changes (not whole tensors)."""
+    return int(sum((t != model.get_parameter(n).detach()).sum() for n, t in edit.weights.items()))
+
+
+@dataclass
+class StudyRun:
+    study: Study
+    out: Path
+    cells: list[Cell]
+    ran: list[str]  # ids run now
+    skipped: list[str]  # ids already in the store
+    failed: list[str]
+    seconds: float
+
+    @property
+    def store_path(self) -> Path:
+        return self.out / "study.sqlite"
+
+
+def plan(study: Study, out: Path | None = None, retry_failed: bool = True) -> tuple[list[Cell], list[Cell]]:
+    """(every cell, the cells still to run) against the store in `out`."""
+    out = Path(out) if out is not None else default_out(study)
+    cells = study.cells()
+    path = out / "study.sqlite"
+    done = {}
+    if path.is_file():
+        with Store(path) as store:
+            done = store.status()
+    todo = [c for c in cells if done.get(c.id) != "done" and (retry_failed or c.id not in done)]
+    return cells, todo
+
+
+def resolve_threads(study: Study, executor: str, workers: int) -> int:
+    cores = os.cpu_count() or 1
+    if study.threads:
+        return study.threads
+    return cores if executor in ("local", "ray") else max(1, cores // max(1, workers))
+
+
+def run_study(study: Study, out: str | Path | None = None, executor: str = "local", workers: int = 1,
+              progress: bool = True, retry_failed: bool = True, address: str | None = None,
+              on_cell: Callable[[dict, int, int], None] | None = None) -> StudyRun:
+    """Run every cell of `study` not yet in the store at `out` (default `runs/<name>`).
+    `on_cell(row, done, total)` is called after each stored cell."""
+    import json
+
+    from workbench.progress import tqdm
+
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
+    if workers < 1:
+        raise ValueError(f"workers={workers}: expected an integer >= 1")
+    t0 = time.time()
+    out = Path(out) if out is not None else default_out(study)
+    out.mkdir(parents=True, exist_ok=True)
+    cells, todo = plan(study, out, retry_failed)
+    ids = {c.id for c in todo}
+    threads = resolve_threads(study, executor, workers)
+    _prepare_models(todo, progress)
+    from .. import cache
+
+    payloads = [{"cell": c.to_dict(), "id": c.id, "out": str(out.resolve()), "threads": threads,
+                 "executor": executor, "cache_root": str(cache.cache_root().resolve())} for c in todo]
+    ran, failed = [], []
+    with Store(out / "study.sqlite") as store:
+        store.set_meta("study", json.dumps(study.to_dict(), sort_keys=True))
+        store.set_meta("name", study.name)
+        bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc=f"study {study.name}",
+                   disable=not progress, unit="cell")
+
+        def stored(row: dict) -> None:
+            store.write(row)
+            ran.append(row["cell_id"])
+            if row["status"] == "failed":
+                failed.append(row["cell_id"])
+                bar.write(f"cell failed: {row['error']}")
+            bar.update(1)
+            if on_cell is not None:
+                on_cell(row, bar.n, len(cells))
+
+        _EXECUTE[executor](payloads, stored, bar, workers=workers, threads=threads, address=address)
+        bar.close()
+    skipped = [c.id for c in cells if c.id not in ids]
+    return StudyRun(study, out, cells, ran, skipped, failed, time.time() - t0)
+
+
+def _prepare_models(cells: list[Cell], progress: bool) -> None:
+    """Train (or find) every testbed model and oracle the cells need, before any cell runs."""
+    from ..models import parse_kind, prepare
+    from ..models.testbed import TestbedSpec
+
+    for spec in dict.fromkeys(c.model for c in cells):
+        if parse_kind(spec) != "testbed":
+            continue
+        prepare(spec, progress)
+        tb = TestbedSpec.parse(spec)
+        if not tb.oracle:
+            prepare(str(tb.twin()), progress)
+
+
+def _local(payloads, stored, bar, **_):
+    for p in payloads:
+        bar.set_postfix_str(_short(p))
+        stored(run_cell(p))
+
+
+def _process(payloads, stored, bar, workers: int, **_):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(run_cell, p) for p in payloads]
+        for f in as_completed(futures):
+            stored(f.result())
+
+
+def _ray(payloads, stored, bar, threads: int, address: str | None = None, **_):
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("executor 'ray' needs Ray: pip install 'unlearning-workbench[ray]' (or pip install ray)") from None
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        remote = ray.remote(num_cpus=threads, max_retries=0)(run_cell)
+        pending = [remote.remote(p) for p in payloads]
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            stored(ray.get(done[0]))
+    finally:
+        if started:
+            ray.shutdown()
+
+
+_EXECUTE = {"local": _local, "process": _process, "ray": _ray}
+
+
+def _short(payload: dict) -> str:
+    c = payload["cell"]
+    return f"{c['model']} {c['localiser']}->{c['operator']}"
