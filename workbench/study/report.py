@@ -240,8 +240,8 @@ def headline_table(rows: list[dict], references: list[dict] | None = None) -> li
     """Rows for printing: the references first (per model), then every cell."""
     out = []
     for ref in references or []:
-        out.append({"model": ref["model"], "localiser": f"[{ref['role']}]", "operator": "",
-                    **{c: ref[c] for c, _, _ in HEADLINE}})
+        out.append({**dict.fromkeys(COLUMNS), "model": ref["model"], "localiser": f"[{ref['role']}]",
+                    "operator": "", **{c: ref[c] for c, _, _ in HEADLINE}, "status": "reference"})
     for r in rows:
         out.append({k: r.get(k) for k in COLUMNS} | ({"forget": "failed"} if r["status"] == "failed" else {}))
     return out
