@@ -637,16 +637,16 @@ def study_export(study: str = _STUDY_ARG, out: Optional[str] = _OUT_OPT,
 def app_cmd(port: int = typer.Option(8501, help="the port to serve on"),
             headless: bool = typer.Option(True, help="do not open a browser window")):
     """Start the Streamlit app (model & task, localise, edit, probe, studies)."""
-    import subprocess
     from pathlib import Path
 
     script = Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"
     if not script.is_file():
         raise FileNotFoundError(f"the app is not at {str(script)!r}: it runs from a checkout of the repository")
     typer.echo(f"the app: http://localhost:{port}  (Ctrl-C stops it)")
-    raise typer.Exit(subprocess.call([sys.executable, "-m", "streamlit", "run", str(script),
-                                      "--server.port", str(port), "--server.headless", str(headless).lower(),
-                                      "--browser.gatherUsageStats", "false"]))
+    sys.stdout.flush()
+    # replace this process by the server, so that stopping it (Ctrl-C, SIGTERM) stops the app
+    os.execv(sys.executable, [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
+                              "--server.headless", str(headless).lower(), "--browser.gatherUsageStats", "false"])
 
 
 # -- demo ---------------------------------------------------------------------------------

@@ -36,6 +36,22 @@ if ss.model_spec:
     st.success(f"**{loaded.spec}**: {loaded.n_params:,} parameters, {loaded.model.config.num_hidden_layers} layers "
                f"({loaded.source}). Task **{task.name}**: " +
                ", ".join(f"{s} {len(task.facts(s))} facts" for s in ("forget", "retain", "neighbour")))
+    with st.expander("compose a forget task: only some relations or people of the forget split"):
+        from workbench.tasks import task_for as base_for
+
+        base = base_for(loaded, ss.task_name.partition("?")[0])
+        forget = base.facts("forget")
+        rels = st.multiselect("relations", sorted({f.relation for f in forget}), key="compose_rel")
+        subs = st.multiselect("people / subjects", sorted({f.subject for f in forget}), key="compose_sub")
+        if st.button("Use this task", key="compose_use", disabled=not (rels or subs)):
+            from urllib.parse import urlencode
+
+            q = urlencode({k: ",".join(v) for k, v in (("relations", rels), ("subjects", subs)) if v})
+            composed = f"{ss.task_name.partition('?')[0]}?{q}"
+            if run_safely(base_for, loaded, composed) is not None:
+                ss.task_name = composed
+                ss.localisations, ss.edit, ss.probe = {}, None, None
+                st.rerun()
     with st.expander("a few facts in every surface form"):
         fact = task.facts("forget")[0]
         st.dataframe([{"form": n, "prompt": task.render(fact, n).prompt, "answer": task.render(fact, n).answer}

@@ -50,16 +50,6 @@ def test_models_list_and_tasks_show():
     assert r.returncode == 0 and "para_unseen" in r.stdout and "held-out" in r.stdout
 
 
-@pytest.mark.slow
-def test_demo_prints_the_knowledge_tables():
-    """README command 1's main job (the models come from the shared cache)."""
-    r = run("demo", timeout=1800)
-    assert r.returncode == 0, r.stderr[-3000:]
-    for needle in ("testbed:dense", "testbed:moe", "oracle=1", "smollm2-135m-instruct",
-                   "usable facts", "Quality floor"):
-        assert needle in r.stdout, needle
-
-
 SMALL_SPEC = "testbed:dense?people=40&attributes=3&steps=600"
 
 

@@ -53,6 +53,11 @@ def test_model_page_loads_a_model_and_shows_what_it_knows(small_dense):
     assert charts(at) == 1
     fig = at.get("plotly_chart")[0].proto.spec
     assert "forget" in fig and "retain" in fig
+    relation = at.multiselect(key="compose_rel").options[0]
+    at.multiselect(key="compose_rel").select(relation).run()
+    ok(at.button(key="compose_use").click().run())
+    assert at.session_state.task_name == f"default?relations={relation}"
+    assert "Task **default?relations=" in at.success[0].value
 
 
 def test_model_page_bad_input_is_an_error_box_not_a_traceback():

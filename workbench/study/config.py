@@ -248,8 +248,8 @@ def parse_study(data: dict, source: str = "<study>") -> Study:
         _check_model_spec(spec, f"{where}.spec", fail)
         tasks = tuple(_list_of(m.get("tasks", ["default"]), str, f"{where}.tasks", fail))
         for t in tasks:
-            if not (t == "default" or t.startswith("real:")):
-                fail(f"{where}.tasks", f"{t!r}: expected default or real:TOPIC")
+            if not (t.partition("?")[0] == "default" or t.startswith("real:")):
+                fail(f"{where}.tasks", f"{t!r}: expected default or real:TOPIC (optionally ?relations=..&subjects=..)")
         models.append(ModelEntry(spec, tasks))
     specs = {m.spec for m in models}
 
