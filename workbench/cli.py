@@ -659,20 +659,15 @@ def demo(study: str = typer.Option("default", help="the study to run: a TOML fil
     twins (once, cached), run the default study (every localiser, the main operators, the core
     probes incl. a relearning attack, each next to the original and the oracle), print the
     headline table and write the HTML report."""
-    from .models import load, parse_kind
-    from .models import testbed
+    from .models import load
     from .study import load_study, run_study, write_report
+    from .study.runner import prepare_testbeds
 
     _threads()
     t0 = time.time()
     st = load_study(study)
-    specs = []
-    for m in st.models:
-        if parse_kind(m.spec) == "testbed":
-            tb = testbed.TestbedSpec.parse(m.spec)
-            specs += [tb, tb.twin()] if not tb.oracle else [tb]
-    typer.echo(f"[1/4] the testbed models and their oracle twins ({len(specs)} models; trained once, then cached)")
-    testbed.prepare_many(specs)
+    typer.echo("[1/4] the testbed models and their oracle twins (trained once, two at a time, then cached)")
+    specs = prepare_testbeds([m.spec for m in st.models])
     for tb in specs:
         if not tb.oracle:
             _print_quality([load(str(tb), progress=False), load(str(tb.twin()), progress=False)], brief=True)

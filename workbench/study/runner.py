@@ -213,17 +213,24 @@ def run_study(study: Study, out: str | Path | None = None, executor: str = "loca
 
 
 def _prepare_models(cells: list[Cell], progress: bool) -> None:
-    """Train (or find) every testbed model and oracle the cells need, before any cell runs."""
-    from ..models import parse_kind, prepare
-    from ..models.testbed import TestbedSpec
+    """Train (or find) every testbed model and oracle the cells need, before any cell runs,
+    two at a time (`testbed.prepare_many`)."""
+    prepare_testbeds([c.model for c in cells], progress)
 
-    for spec in dict.fromkeys(c.model for c in cells):
-        if parse_kind(spec) != "testbed":
-            continue
-        prepare(spec, progress)
-        tb = TestbedSpec.parse(spec)
-        if not tb.oracle:
-            prepare(str(tb.twin()), progress)
+
+def prepare_testbeds(specs: list[str], progress: bool = True) -> list:
+    """The testbed specs among `specs` with their oracle twins, trained where missing.
+    Returns the TestbedSpecs (full models before their twins)."""
+    from ..models import parse_kind
+    from ..models import testbed
+
+    out = []
+    for spec in dict.fromkeys(specs):
+        if parse_kind(spec) == "testbed":
+            tb = testbed.TestbedSpec.parse(spec)
+            out += [tb] if tb.oracle else [tb, tb.twin()]
+    testbed.prepare_many(out, progress)
+    return out
 
 
 def _local(payloads, stored, bar, **_):
