@@ -56,9 +56,7 @@ def _cached(kind_key: dict, measure: Callable[[], dict], use_cache: bool) -> tup
     raw = measure()
     if use_cache:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(raw))
-        tmp.replace(path)
+        cache.write_json(path, raw, sort_keys=False)  # metric order is the measurement's order
     return raw, False
 
 

@@ -75,10 +75,11 @@ def get_or_build(path: Path, build: Callable[[Path], None]) -> tuple[Path, bool]
     return path, True
 
 
-def write_json(path: Path, obj) -> None:
-    """Write JSON atomically (temporary file + rename)."""
+def write_json(path: Path, obj, sort_keys: bool = True) -> None:
+    """Write JSON atomically: a temporary file of a unique name (concurrent writers of the
+    same entry never share one), then a rename. `sort_keys=False` keeps the mapping order."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=sort_keys, default=str) + "\n")
     os.replace(tmp, path)
 
 

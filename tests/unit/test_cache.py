@@ -53,3 +53,31 @@ def test_killed_build_leftovers_are_ignored_and_cleaned():
     assert cache.entries("models") == []
     cache.get_or_build(path, lambda tmp: (tmp / "ok").write_text("1"))
     assert not stale.exists() and (path / "ok").read_text() == "1"
+
+
+def test_concurrent_writers_of_one_json_entry_never_collide(tmp_path):
+    """Process/Ray workers may measure the same entry at once: every write goes through its own
+    temporary file, so none fails, the entry is always one whole document, nothing is left over."""
+    import json
+    import threading
+
+    path = tmp_path / "entry.json"
+    docs = [{"writer": i, "values": list(range(200)), "z": 1, "a": 2} for i in range(6)]
+    errors = []
+
+    def write(doc):
+        try:
+            for _ in range(40):
+                cache.write_json(path, doc, sort_keys=False)
+        except Exception as exc:  # noqa: BLE001 - any failure is what this test looks for
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(d,)) for d in docs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert json.loads(path.read_text()) in docs
+    assert list(json.loads(path.read_text())) == ["writer", "values", "z", "a"]  # order kept
+    assert [p.name for p in tmp_path.iterdir()] == ["entry.json"]
