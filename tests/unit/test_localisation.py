@@ -146,3 +146,16 @@ def test_coarse_density_is_the_selected_share_per_cell():
                        torch.tensor([5.0, 4.0, 0.0, 0.0, 3.0]), {})
     assert loc.coarse_density(fraction=0.4) == {(0, "attn"): 0.5, (1, "mlp"): 0.0}
     assert _weight_loc().coarse_density(fraction=3 / 7) == {(0, "mlp"): 3 / 7}
+
+
+def test_faithfulness_refuses_sae_features_and_names_the_check_that_takes_them():
+    """Mean ablation indexes the residual stream: an SAE feature id there would ablate the wrong
+    column (or none), so the call is refused before anything runs."""
+    from workbench.localise.faithfulness import faithfulness
+    from workbench.sites import HookSite, SAEFeatureSite
+
+    hook = Site.parse("blocks.1.hook_resid_post")
+    assert isinstance(hook, HookSite)
+    loc = Localisation("feature", (SAEFeatureSite(hook, 781),), torch.tensor([1.0]), {"localiser": "sae"})
+    with pytest.raises(ValueError, match="feature sites: use workbench.localise.sae.clamp_check"):
+        faithfulness(None, None, loc)

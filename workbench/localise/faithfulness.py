@@ -113,6 +113,8 @@ class FaithRow:
     retain_drop: float
     random_forget_drop: float
     random_retain_drop: float
+    forget_before: float = float("nan")  # accuracy before any ablation (drops are from these)
+    retain_before: float = float("nan")
 
     @property
     def ratio(self) -> float:
@@ -127,7 +129,8 @@ class FaithRow:
         return {"localiser": self.localiser, "kind": self.kind, "budget": self.budget, "n": self.n,
                 "forget_drop": self.forget_drop, "random_forget_drop": self.random_forget_drop,
                 "ratio_vs_random": self.ratio, "retain_drop": self.retain_drop,
-                "random_retain_drop": self.random_retain_drop, "pass": self.passed}
+                "random_retain_drop": self.random_retain_drop, "forget_before": self.forget_before,
+                "retain_before": self.retain_before, "pass": self.passed}
 
 
 def _random_weight_masks(loc: Localisation, n: int, seed: int) -> dict[str, torch.Tensor]:
@@ -136,11 +139,19 @@ def _random_weight_masks(loc: Localisation, n: int, seed: int) -> dict[str, torc
     return unflatten(top_flat(flat, n), loc.weight_scores)
 
 
+# site kinds whose ablation lives elsewhere (an SAE's latent space; the router's top-k)
+_OWN_CHECKS = {"feature": "workbench.localise.sae.clamp_check (features are clamped in the SAE's latent space)",
+               "expert": "the remove-experts operator (an expert is removed from the router's top-k)"}
+
+
 def faithfulness(loaded, task, loc: Localisation, budgets=(0.01, 0.05), draws: int = 5,
                  max_facts: int = 200, seed: int = 0, label: str | None = None, progress: bool = False) -> list[FaithRow]:
     """Top sites vs `draws` random draws of the same kind and size, at each budget."""
     from workbench.progress import tqdm
 
+    if loc.kind in _OWN_CHECKS:
+        raise ValueError(f"faithfulness by mean ablation takes neuron, node and weight localisations; "
+                         f"{loc.name!r} gives {loc.kind} sites: use {_OWN_CHECKS[loc.kind]} instead")
     model = loaded.model
     examples = eval_examples(task, max_facts)
     base = accuracies(loaded, task, examples=examples)
@@ -167,7 +178,8 @@ def faithfulness(loaded, task, loc: Localisation, budgets=(0.01, 0.05), draws: i
         mean = lambda split: sum(r[split] for r in rand) / len(rand)  # noqa: E731
         rows.append(FaithRow(label or loc.name, loc.kind, budget, n,
                              base["forget"] - top["forget"], base["retain"] - top["retain"],
-                             base["forget"] - mean("forget"), base["retain"] - mean("retain")))
+                             base["forget"] - mean("forget"), base["retain"] - mean("retain"),
+                             base["forget"], base["retain"]))
     return rows
 
 
