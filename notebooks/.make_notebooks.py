@@ -3,7 +3,10 @@ from pprint import pformat
 import nbformat as nbf
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent
+import sys
+
+# usage: python notebooks/.make_notebooks.py [OUT_DIR]   (default: next to this file)
+OUT = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent
 SETUP = """import os
 import torch
 
@@ -19,6 +22,8 @@ def nb(cells):
     book = nbf.v4.new_notebook()
     book.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     book.cells = [nbf.v4.new_markdown_cell(c[1]) if c[0] == "md" else nbf.v4.new_code_cell(c[1]) for c in cells]
+    for i, cell in enumerate(book.cells):  # stable ids: regenerating an unchanged notebook changes nothing
+        cell.id = f"cell-{i:02d}"
     return book
 
 
@@ -280,10 +285,15 @@ next to the original and the oracle. Its results live in one SQLite store; this 
 the store and makes the figures. If the store is missing it runs the study first (every
 artifact is cached, so this is quick after the demo)."""),
     ("code", SETUP),
-    ("code", """from workbench.study import Store, load_study, run_study
+    ("code", """from pathlib import Path
+
+from workbench.study import Store, load_study, run_study
 
 study = load_study("default")
-run = run_study(study, progress=False)  # resumes: finished cells are read from the store
+# the demo's store: runs/default at the repository root (Jupyter starts this notebook in notebooks/)
+root = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
+out = Path(os.environ.get("WORKBENCH_RUNS", root / "runs")) / study.name
+run = run_study(study, out=out, progress=False)  # resumes: finished cells are read from the store
 print(f"{len(run.cells)} cells: {len(run.ran)} run now, {len(run.skipped)} already stored -> {run.store_path}")"""),
     ("code", """from workbench.study.report import reference_rows, study_rows
 
@@ -329,5 +339,6 @@ measured"""),
 
 for name, book in (("1_where_does_a_fact_live", one), ("2_does_unlearning_truly_unlearn", two),
                    ("3_reading_an_ablation_study", three)):
+    OUT.mkdir(parents=True, exist_ok=True)
     nbf.write(book, OUT / f"{name}.ipynb")
 print("written")

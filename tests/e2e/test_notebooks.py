@@ -25,6 +25,18 @@ def test_there_are_three_notebooks_without_stale_outputs():
         assert not PRIVATE.search(source), f"{path.name} uses a private name: {PRIVATE.search(source).group(0)}"
 
 
+def test_committed_notebooks_are_what_the_generator_writes(tmp_path):
+    """The .ipynb files are generated: an edit made only to a notebook (or a generator change
+    that was not regenerated) is caught here."""
+    import subprocess
+    import sys
+
+    generator = NOTEBOOKS[0].parent / ".make_notebooks.py"
+    subprocess.run([sys.executable, str(generator), str(tmp_path)], check=True, capture_output=True)
+    for path in NOTEBOOKS:
+        assert (tmp_path / path.name).read_text() == path.read_text(), f"{path.name}: rerun {generator.name}"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch, default_dense, default_dense_oracle, default_moe):
     import nbformat
