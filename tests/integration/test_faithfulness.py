@@ -6,38 +6,58 @@ from workbench.localise import agreement, faithfulness, localise
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-# Fully faithful on testbed:dense: forget drop >= 2x random at 1% and 5%, retain drop < forget drop.
+# Issue "Localisers I", measured on testbed:dense: ablating the top sites at 1% and 5% of the
+# site kind lowers forget accuracy >= 2x as much as random sites (mean of 5 draws), and retain
+# accuracy drops less than forget accuracy. Passing on the default weights:
 SPECIFIC = {
+    "circuits[oct]": ("circuits", {}),
     "circuits[oct,neuron]": ("circuits", {"mode": "oct", "nodes": "neuron"}),
     "circuits[flu]": ("circuits", {"mode": "flu"}),
     "selective": ("selective", {}),
+    "salun": ("salun", {}),  # retain 0.610 < forget 0.633 at 1%, 0.9858 < 0.9883 at 5%: by a hair
 }
-# Weight saliency maps pick weights every fact needs (embeddings, layer-0 attention): zeroing
-# them beats random by far, but retain falls as much as forget (see the closing note).
-BEATS_RANDOM = {"wagle": ("wagle", {}), "salun": ("salun", {})}
+# Measured failures, kept as strict xfails so that a change that fixes them is noticed:
+FAILING = {
+    "concept": ("concept", {}, "forget drop -0.002 (1%) and 0.007 (5%) against random 0.001 and 0.008: the "
+                "testbed's forget people have no vocabulary of their own (a world with a unique nickname each, "
+                "branch exp-nicknames, did not help either: see the closing note of issue 3)"),
+    "wagle": ("wagle", {}, "zeroing the top 1% of weights: retain drop 0.8975 > forget drop 0.890 (random "
+              "0.002); WAGLE picks weights every fact needs (embeddings, layer-0 attention)"),
+}
 
 
 @pytest.fixture(scope="module")
 def localisations(default_dense):
     task = default_dense.task()
-    return task, {label: localise(default_dense, task, m, o, progress=False)
-                  for label, (m, o) in {**SPECIFIC, **BEATS_RANDOM}.items()}
+    runs = {**SPECIFIC, **{k: v[:2] for k, v in FAILING.items()}}
+    return task, {label: localise(default_dense, task, m, o, progress=False) for label, (m, o) in runs.items()}
 
 
-@pytest.mark.parametrize("label", list(SPECIFIC))
-def test_top_sites_are_specific_to_the_forget_facts(label, default_dense, localisations):
-    task, locs = localisations
-    rows = faithfulness(default_dense, task, locs[label], budgets=(0.01, 0.05), draws=5)
+def _check_criterion(loaded, task, loc):
+    rows = faithfulness(loaded, task, loc, budgets=(0.01, 0.05), draws=5)
     for row in rows:
         assert row.forget_drop >= 2 * row.random_forget_drop and row.forget_drop > 0, row.as_dict()
         assert row.retain_drop < row.forget_drop, row.as_dict()
-    assert rows[1].forget_drop >= 0.05  # at 5% the effect is not noise
+    assert rows[1].forget_drop >= 0.05, rows[1].as_dict()  # at 5% the effect is not noise
 
 
-@pytest.mark.parametrize("label", list(BEATS_RANDOM))
-def test_weight_saliency_beats_random_weights(label, default_dense, localisations):
+@pytest.mark.parametrize("label", list(SPECIFIC))
+def test_top_sites_meet_the_faithfulness_criterion(label, default_dense, localisations):
     task, locs = localisations
-    for row in faithfulness(default_dense, task, locs[label], budgets=(0.01, 0.05), draws=5):
+    _check_criterion(default_dense, task, locs[label])
+
+
+@pytest.mark.parametrize("label", [pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=v[2]))
+                                   for k, v in FAILING.items()])
+def test_localisers_that_miss_the_faithfulness_criterion(label, default_dense, localisations):
+    task, locs = localisations
+    _check_criterion(default_dense, task, locs[label])
+
+
+def test_weight_saliency_beats_random_weights(default_dense, localisations):
+    """WAGLE's half of the criterion that does hold: far beyond random weights at both budgets."""
+    task, locs = localisations
+    for row in faithfulness(default_dense, task, locs["wagle"], budgets=(0.01, 0.05), draws=5):
         assert row.forget_drop >= 2 * row.random_forget_drop and row.forget_drop > 0.1, row.as_dict()
 
 
