@@ -56,7 +56,7 @@ def _cached(kind_key: dict, measure: Callable[[], dict], use_cache: bool) -> tup
     raw = measure()
     if use_cache:
         path.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_json(path, raw, sort_keys=False)  # metric order is the measurement's order
+        cache.write_json(path, raw, sort_keys=False, default=None)  # measurement order; no silent str()
     return raw, False
 
 

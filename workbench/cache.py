@@ -75,12 +75,16 @@ def get_or_build(path: Path, build: Callable[[Path], None]) -> tuple[Path, bool]
     return path, True
 
 
-def write_json(path: Path, obj, sort_keys: bool = True) -> None:
+def write_json(path: Path, obj, sort_keys: bool = True, default=str) -> None:
     """Write JSON atomically: a temporary file of a unique name (concurrent writers of the
-    same entry never share one), then a rename. `sort_keys=False` keeps the mapping order."""
+    same entry never share one), then a rename. `sort_keys=False` keeps the mapping order;
+    `default=None` makes a value JSON cannot hold an error instead of its `str`."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=sort_keys, default=str) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=sort_keys, default=default) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def entries(kind: str) -> list[Path]:

@@ -279,6 +279,13 @@ def localise_cmd(
         rows = [clamp_check(loaded, forget_task, loc, n=n, draws=draws) for n in (10, 20)]
         typer.echo(table(rows, ["n", "c", "forget_drop", "random_forget_drop", "ratio_vs_random", "retain_drop",
                                 "random_retain_drop", "pass"]))
+    elif check and loc.kind == "expert":
+        from .edit.checks import expert_removal_check
+
+        typer.echo("\nfaithfulness: remove the top expert from its router's top-k vs random experts of other layers")
+        typer.echo(table([expert_removal_check(loaded, forget_task, loc, draws=draws)],
+                         ["site", "forget_drop", "random_forget_drop", "ratio_vs_random", "retain_drop",
+                          "random_retain_drop", "pass"]))
     elif check:
         typer.echo("\nfaithfulness: top sites vs random sites of the same kind (drops in accuracy)")
         rows = [r.as_dict() for r in faithfulness(loaded, forget_task, loc, budgets=fractions, draws=draws, progress=True)]

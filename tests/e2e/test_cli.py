@@ -135,6 +135,17 @@ def test_probe_cli_bad_input(args, needle):
     assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
+def test_expert_localisation_check_removes_the_top_expert(tmp_path):
+    """`--check` on an MoE expert localisation runs the removal check, not mean ablation."""
+    r = run("localise", "--model", "testbed:moe?people=40&attributes=3&steps=600", "--method", "experts",
+            "-o", "max_facts=40", "--check", "--draws", "2", "--out", str(tmp_path / "e"))
+    assert r.returncode == 0, r.stderr
+    assert "remove the top expert from its router's top-k" in r.stdout and "random_forget_drop" in r.stdout
+    line = next(x for x in r.stdout.splitlines() if x.startswith("blocks.") and ".mlp.expert." in x and
+                ("True" in x or "False" in x))
+    assert len(line.split()) == 7  # site, five numbers, pass
+
+
 def test_sae_train_localise_and_cards(tmp_path):
     spec = "testbed:dense?people=40&attributes=3&steps=600"
     r = run("sae", "train", "--model", spec, "--layer", "1", "-o", "training_tokens=60000")

@@ -8,13 +8,21 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # Issue "Localisers I", measured on testbed:dense: ablating the top sites at 1% and 5% of the
 # site kind lowers forget accuracy >= 2x as much as random sites (mean of 5 draws), and retain
-# accuracy drops less than forget accuracy. Passing on the default weights:
+# accuracy drops less than forget accuracy.
+# Forget-specific: they meet it with a margin, forget dropping at least twice as much as retain
+# (measured, forget / retain drop at 1% and 5%: OCT neurons 0.020/0.002, 0.252/0.058; FLU
+# 0.058/0.018, 0.302/0.148; selective 0.112/0.010, 0.485/0.128).
 SPECIFIC = {
-    "circuits[oct]": ("circuits", {}),
     "circuits[oct,neuron]": ("circuits", {"mode": "oct", "nodes": "neuron"}),
     "circuits[flu]": ("circuits", {"mode": "flu"}),
     "selective": ("selective", {}),
-    "salun": ("salun", {}),  # retain 0.610 < forget 0.633 at 1%, 0.9858 < 0.9883 at 5%: by a hair
+}
+# They meet the criterion's letter, but retain falls almost as far as forget: what they find is
+# needed by every fact (OCT's top node, the last MLP output: 0.997/0.994; SalUn 0.633/0.610 at 1%,
+# 0.988/0.986 at 5%). The margin is within sampling noise (WAGLE's flips with the sample, below).
+LITERAL = {
+    "circuits[oct]": ("circuits", {}),
+    "salun": ("salun", {}),
 }
 # Measured failures, kept as strict xfails so that a change that fixes them is noticed:
 FAILING = {
@@ -29,20 +37,26 @@ FAILING = {
 @pytest.fixture(scope="module")
 def localisations(default_dense):
     task = default_dense.task()
-    runs = {**SPECIFIC, **{k: v[:2] for k, v in FAILING.items()}}
+    runs = {**SPECIFIC, **LITERAL, **{k: v[:2] for k, v in FAILING.items()}}
     return task, {label: localise(default_dense, task, m, o, progress=False) for label, (m, o) in runs.items()}
 
 
-def _check_criterion(loaded, task, loc):
+def _check_criterion(loaded, task, loc, retain_factor: float = 1.0):
     rows = faithfulness(loaded, task, loc, budgets=(0.01, 0.05), draws=5)
     for row in rows:
         assert row.forget_drop >= 2 * row.random_forget_drop and row.forget_drop > 0, row.as_dict()
-        assert row.retain_drop < row.forget_drop, row.as_dict()
+        assert row.retain_drop * retain_factor < row.forget_drop, row.as_dict()
     assert rows[1].forget_drop >= 0.05, rows[1].as_dict()  # at 5% the effect is not noise
 
 
 @pytest.mark.parametrize("label", list(SPECIFIC))
-def test_top_sites_meet_the_faithfulness_criterion(label, default_dense, localisations):
+def test_forget_specific_localisers_meet_the_criterion_with_a_margin(label, default_dense, localisations):
+    task, locs = localisations
+    _check_criterion(default_dense, task, locs[label], retain_factor=2.0)
+
+
+@pytest.mark.parametrize("label", list(LITERAL))
+def test_localisers_that_meet_only_the_letter_of_the_criterion(label, default_dense, localisations):
     task, locs = localisations
     _check_criterion(default_dense, task, locs[label])
 
@@ -101,28 +115,21 @@ def test_clamping_selected_sae_features_beats_random_features(n, default_dense):
 def test_removing_the_top_affinity_expert_beats_random_experts_of_other_layers(default_moe):
     """UOE on testbed:moe: masking the top-affinity expert in its router lowers forget accuracy
     more than masking a random expert of another layer (mean of 5 draws)."""
-    import random
-
-    import torch
-
-    from workbench.edit import apply_operator
-    from workbench.localise import Localisation
-    from workbench.localise.faithfulness import accuracies, eval_examples
-    from workbench.sites import ExpertSite
+    from workbench.edit.checks import expert_removal_check
 
     task = default_moe.task()
-    examples = eval_examples(task, 200)
-    base = accuracies(default_moe, task, examples=examples)
     loc = localise(default_moe, task, "experts", {}, progress=False)
-    top = loc.top(k=1)[0]
+    row = expert_removal_check(default_moe, task, loc, draws=5)
+    assert row["forget_drop"] > row["random_forget_drop"] + 0.05, row
 
-    def forget_drop(site):
-        one = Localisation("expert", (site,), torch.ones(1), {"localiser": "fixed"})
-        with apply_operator(default_moe, one, task, "remove-experts", {"k": 1}).applied(default_moe.model):
-            return base["forget"] - accuracies(default_moe, task, examples=examples)["forget"]
 
-    cfg = default_moe.model.config
-    others = [ExpertSite(L, e) for L in range(cfg.num_hidden_layers) if L != top.layer
-              for e in range(cfg.num_local_experts)]
-    random_drops = [forget_drop(s) for s in random.Random(0).sample(others, 5)]
-    assert forget_drop(top) > sum(random_drops) / len(random_drops) + 0.05, (top, random_drops)
+def test_expert_removal_check_refuses_other_kinds_and_faithfulness_refuses_experts(default_moe, small_dense):
+    from workbench.edit.checks import expert_removal_check
+
+    task = default_moe.task()
+    experts = localise(default_moe, task, "experts", {}, progress=False)
+    with pytest.raises(ValueError, match="expert sites: use workbench.edit.checks.expert_removal_check"):
+        faithfulness(default_moe, task, experts)
+    weights = localise(small_dense, small_dense.task(), "random", {}, progress=False)
+    with pytest.raises(ValueError, match="takes an expert localisation; 'random' gives weight sites"):
+        expert_removal_check(small_dense, small_dense.task(), weights)

@@ -81,3 +81,10 @@ def test_concurrent_writers_of_one_json_entry_never_collide(tmp_path):
     assert json.loads(path.read_text()) in docs
     assert list(json.loads(path.read_text())) == ["writer", "values", "z", "a"]  # order kept
     assert [p.name for p in tmp_path.iterdir()] == ["entry.json"]
+
+
+def test_a_value_json_cannot_hold_is_an_error_and_leaves_no_file(tmp_path):
+    path = tmp_path / "entry.json"
+    with pytest.raises(TypeError):
+        cache.write_json(path, {"x": object()}, default=None)
+    assert list(tmp_path.iterdir()) == []

@@ -1,8 +1,9 @@
 """Is a localisation faithful? Ablate its top sites and compare with random sites.
 
-Unit sites (heads, neurons, MLP outputs, experts) are mean-ablated: their activation is
-replaced by its mean over retain prompts (all positions). Weight localisations zero their top
-scalars. The same budget of random sites of the same kind (mean of several draws) is the
+Unit sites (heads, neurons, MLP outputs) are mean-ablated: their activation is replaced by
+its mean over retain prompts (every position but the first). Weight localisations zero their
+top scalars. SAE features and MoE experts have their own checks (`localise.sae.clamp_check`,
+`edit.checks.expert_removal_check`). The same budget of random sites of the same kind (mean of several draws) is the
 baseline. A faithful localisation lowers forget accuracy much more than random sites do, and
 lowers forget accuracy more than retain accuracy.
 """
@@ -141,7 +142,7 @@ def _random_weight_masks(loc: Localisation, n: int, seed: int) -> dict[str, torc
 
 # site kinds whose ablation lives elsewhere (an SAE's latent space; the router's top-k)
 _OWN_CHECKS = {"feature": "workbench.localise.sae.clamp_check (features are clamped in the SAE's latent space)",
-               "expert": "the remove-experts operator (an expert is removed from the router's top-k)"}
+               "expert": "workbench.edit.checks.expert_removal_check (an expert leaves the router's top-k)"}
 
 
 def faithfulness(loaded, task, loc: Localisation, budgets=(0.01, 0.05), draws: int = 5,
@@ -150,7 +151,8 @@ def faithfulness(loaded, task, loc: Localisation, budgets=(0.01, 0.05), draws: i
     from workbench.progress import tqdm
 
     if loc.kind in _OWN_CHECKS:
-        raise ValueError(f"faithfulness by mean ablation takes neuron, node and weight localisations; "
+        raise ValueError(f"faithfulness by mean ablation takes unit localisations (heads, neurons, MLP outputs) "
+                         f"and weight localisations; "
                          f"{loc.name!r} gives {loc.kind} sites: use {_OWN_CHECKS[loc.kind]} instead")
     model = loaded.model
     examples = eval_examples(task, max_facts)
