@@ -7,7 +7,7 @@ import random
 
 import torch
 
-from ..localise.faithfulness import accuracies, eval_examples
+from ..localise.faithfulness import accuracies, eval_examples, faithful
 from ..localise.localisation import Localisation
 from ..sites import ExpertSite
 from .operators import apply_operator
@@ -38,6 +38,5 @@ def expert_removal_check(loaded, task, loc: Localisation, draws: int = 5, max_fa
            "retain_drop": base["retain"] - hit["retain"], "random_forget_drop": mean("forget"),
            "random_retain_drop": mean("retain"), "random_sites": [str(s) for s in picked]}
     out["ratio_vs_random"] = out["forget_drop"] / max(out["random_forget_drop"], 1e-9)
-    out["pass"] = (out["forget_drop"] >= 2 * out["random_forget_drop"] and out["forget_drop"] > 0
-                   and out["retain_drop"] < out["forget_drop"])
+    out["pass"] = faithful(out["forget_drop"], out["random_forget_drop"], out["retain_drop"])
     return out

@@ -3,8 +3,8 @@
 Unit sites (heads, neurons, MLP outputs) are mean-ablated: their activation is replaced by
 its mean over retain prompts (every position but the first). Weight localisations zero their
 top scalars. SAE features and MoE experts have their own checks (`localise.sae.clamp_check`,
-`edit.checks.expert_removal_check`). The same budget of random sites of the same kind (mean of several draws) is the
-baseline. A faithful localisation lowers forget accuracy much more than random sites do, and
+`edit.checks.expert_removal_check`). The same budget of random sites of the same kind (mean of
+several draws) is the baseline. A faithful localisation lowers forget accuracy much more than random sites do, and
 lowers forget accuracy more than retain accuracy.
 """
 from __future__ import annotations
@@ -104,6 +104,11 @@ def zeroed(model, masks: dict[str, torch.Tensor]):
                 model.get_parameter(n).copy_(t)
 
 
+def faithful(forget_drop: float, random_forget_drop: float, retain_drop: float) -> bool:
+    """The criterion: forget falls at least twice as far as with random sites, and further than retain."""
+    return forget_drop >= 2 * random_forget_drop and forget_drop > 0 and retain_drop < forget_drop
+
+
 @dataclass
 class FaithRow:
     localiser: str
@@ -114,8 +119,8 @@ class FaithRow:
     retain_drop: float
     random_forget_drop: float
     random_retain_drop: float
-    forget_before: float = float("nan")  # accuracy before any ablation (drops are from these)
-    retain_before: float = float("nan")
+    forget_before: float  # accuracy before any ablation (the drops are from these)
+    retain_before: float
 
     @property
     def ratio(self) -> float:
@@ -123,8 +128,7 @@ class FaithRow:
 
     @property
     def passed(self) -> bool:
-        return (self.forget_drop >= 2 * self.random_forget_drop and self.forget_drop > 0
-                and self.retain_drop < self.forget_drop)
+        return faithful(self.forget_drop, self.random_forget_drop, self.retain_drop)
 
     def as_dict(self) -> dict:
         return {"localiser": self.localiser, "kind": self.kind, "budget": self.budget, "n": self.n,
