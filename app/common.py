@@ -6,6 +6,7 @@ import dataclasses
 import os
 import sys
 import time
+import traceback
 import typing
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,14 +21,19 @@ MODELS = ["testbed:dense", "testbed:moe", "smollm2-135m-instruct"]
 
 
 @st.cache_resource(show_spinner=False)
-def load_model(spec: str):
-    """A loaded model, shared by every page and session (cached once per spec)."""
+def pipeline():
+    """The pipeline (and its loaded models), shared by every page and session."""
     import torch
 
-    from workbench.models import load
+    from workbench.pipeline import Pipeline
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    return load(spec, progress=False)
+    return Pipeline(progress=False)
+
+
+def load_model(spec: str):
+    """A loaded model, shared by every page and session (loaded once per spec)."""
+    return pipeline().model(spec)
 
 
 def state() -> st.session_state.__class__:
@@ -47,14 +53,9 @@ def current():
     if not ss.model_spec:
         st.info("Pick a model and a task first, on the **Model & task** page.")
         return None
-    from workbench.tasks import task_for
-
-    try:
-        loaded = load_model(ss.model_spec)
-        return loaded, task_for(loaded, ss.task_name)
-    except (ValueError, FileNotFoundError) as exc:
-        st.error(str(exc))
-        return None
+    loaded = run_safely(load_model, ss.model_spec)
+    task = run_safely(loaded.task, ss.task_name) if loaded is not None else None
+    return None if task is None else (loaded, task)
 
 
 @contextmanager
@@ -78,13 +79,20 @@ def progress(label: str, key: str):
 
 
 def run_safely(fn, *args, **kwargs):
-    """Call fn; a user mistake (ValueError, FileNotFoundError) becomes an error box, not a
-    traceback. Returns None on error."""
+    """Call fn; a user mistake (`WorkbenchInputError`) becomes a one-line error box. Anything
+    else is a bug: an error box that says so (the traceback goes to the server's log).
+    Returns None on error."""
+    from workbench.errors import WorkbenchInputError
+
     try:
         return fn(*args, **kwargs)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
-        st.error(f"{type(exc).__name__}: {exc}" if isinstance(exc, KeyError) else str(exc))
-        return None
+    except WorkbenchInputError as exc:
+        st.error(str(exc))
+    except Exception as exc:  # a bug, not the user's input
+        traceback.print_exc()
+        st.error(f"bug: {type(exc).__name__}: {exc} (an error in the workbench, not in your input; the traceback "
+                 f"is in the server's log)")
+    return None
 
 
 def options_form(config_cls, key: str) -> dict:

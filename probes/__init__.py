@@ -3,12 +3,17 @@ metrics, membership inference, parametric traces, latent probes, prompt-level an
 relearning attacks, measured on the original, the edited and the oracle model side by side.
 
     from probes import probe, ProbeConfig
-    result = probe(loaded, task, edited=None, oracle="auto", config=ProbeConfig())
+    result = probe(loaded, task, edit=edit, oracle="auto", config={"max_facts": 50, "relearn.steps": 10})
     print(result.table())
-"""
-from .base import FAMILIES, FAMILY_NAMES, ProbeConfig
-from .result import DIRECTIONS, ROLES, Metric, ProbeResult
-from .run import Edited, probe
 
-__all__ = ["FAMILIES", "FAMILY_NAMES", "ProbeConfig", "DIRECTIONS", "ROLES", "Metric", "ProbeResult",
-           "Edited", "probe"]
+Adding a family: one module here (a `ProbeFamily` subclass decorated with `@register`) and its
+import below.
+"""
+# registration order is the default order of the families (and of their metrics in a result)
+from . import behaviour, tofu, muse, traces, latent, relearn, prompt_attacks  # noqa: F401, I001
+from .base import FAMILIES, Context, EditLike, ProbeConfig, ProbeFamily
+from .result import DIRECTIONS, ROLES, Metric, ProbeResult
+from .run import probe
+
+__all__ = ["FAMILIES", "Context", "EditLike", "ProbeConfig", "ProbeFamily", "DIRECTIONS", "ROLES", "Metric",
+           "ProbeResult", "probe"]

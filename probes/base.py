@@ -1,69 +1,59 @@
 """Probe configuration, the shared context, and the family registry.
 
-A probe family measures one model at a time (`measure`, whose JSON output is cached by the
-model's content hash) and then compares the roles (`compare`, cheap, never cached), so a
-reference-based metric (forget quality, PrivLeak, relearning gap) is always computed from
-the same raw measurements that are reported side by side.
+A probe family is a `ProbeFamily` subclass registered by name, with its own frozen `Config`,
+its own `version` and the shared options it `reads`. It measures one model at a time
+(`measure`, whose JSON output is cached by the model's content hash, the family's config and
+version) and then compares the roles (`compare`, cheap, never cached), so a reference-based
+metric (forget quality, PrivLeak, relearning gap) is always computed from the same raw
+measurements that are reported side by side. Adding a family is one module in this package
+plus its import in `probes/__init__.py`.
+
+Options: the shared ones (`max_facts`, `seed`, `qa_form`, `generate_tokens`) and each family's
+own, written `family.option` (`-o relearn.steps=10`; in a study file
+`options = { relearn = { steps = 10 } }`).
 """
 from __future__ import annotations
 
-import random
-from dataclasses import asdict, dataclass, field, replace
-from typing import Callable, Literal
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from workbench.registry import Registry
-from workbench.tasks.task import SPLITS, Example, Fact, ForgetTask
+from workbench.errors import WorkbenchInputError
+from workbench.registry import Registry, config_from_dict
+from workbench.tasks.task import Example, Fact, ForgetTask
 
-CODE_VERSION = 3
-FAMILY_NAMES = ("behaviour", "tofu", "muse", "traces", "latent", "relearn", "prompts")
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from workbench.models import LoadedModel
+    from workbench.sites import Site
+
+    from .result import Metric
+
+FAMILIES: Registry = Registry("probe")
+NO_ORACLE = "no oracle to compare with"
 
 
-@dataclass(frozen=True)
-class ProbeConfig:
-    families: tuple[str, ...] = FAMILY_NAMES
-    max_facts: int | None = None  # facts per split (seeded subsample); None = all
-    seed: int = 0
-    samples: int = 5  # generation samples per split shown in the app
-    tofu_form: str | None = None  # None: testbed, the question form; real tasks, the form facts were selected in
-    mink_k: float = 0.4  # Min-K% / Min-K%++ fraction of tokens (MUSE PrivLeak uses 40%)
-    trace_vectors: int = 20  # the task's concept vectors followed by the trace probe
-    relearn_method: Literal["full", "lora"] = "full"
-    relearn_steps: int = 20
-    relearn_lr: float | None = None  # None: full 3e-4 / LoRA 1e-3 below 10M parameters, else 2e-5 / 2e-4
-    relearn_batch: int = 16
-    relearn_lora_r: int = 16
-    relearn_lora_alpha: int = 32
-    relearn_data: tuple[str, ...] = ("forget", "retain")
-    generate_tokens: int = 8
+class EditLike(Protocol):
+    """What `probe` needs of an edit (a `workbench.edit.Edit` is one): its name, a content
+    identity for the cache, and a scoped way to put it on a model and take it off."""
+    name: str
+    identity: str
 
-    def check(self):
-        bad = [f for f in self.families if f not in FAMILY_NAMES]
-        if bad:
-            raise ValueError(f"probe {bad[0]!r}: expected one of {', '.join(FAMILY_NAMES)}")
-        bad = [d for d in self.relearn_data if d not in ("forget", "retain")]
-        if bad:
-            raise ValueError(f"option relearn_data={bad[0]!r}: expected forget and/or retain")
-        for key in ("relearn_steps", "relearn_batch", "samples", "trace_vectors", "generate_tokens"):
-            if getattr(self, key) < (0 if key in ("relearn_steps", "samples") else 1):
-                raise ValueError(f"option {key}={getattr(self, key)}: expected a positive integer")
-        if self.max_facts is not None and self.max_facts < 2:
-            raise ValueError(f"option max_facts={self.max_facts}: expected an integer >= 2 or none")
-        if not 0 < self.mink_k <= 1:
-            raise ValueError(f"option mink_k={self.mink_k}: expected a fraction in (0, 1]")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def applied(self, model) -> "AbstractContextManager": ...
 
 
 @dataclass
 class Context:
-    """What every family may read: the (subsampled) task, the config, the original model."""
+    """What every family may read: the (subsampled) task, the config, the original model, and
+    what the caller supplies (`trace_sites`: the task's concept vectors, ranked)."""
 
     task: ForgetTask  # subsampled to max_facts per split
     full_task: ForgetTask
-    config: ProbeConfig
-    original: object  # LoadedModel
+    config: "ProbeConfig"
+    original: "LoadedModel"
     nonmembers: list[Fact]
+    trace_sites: list["Site"] | None = None
     shared: dict = field(default_factory=dict)  # e.g. the original's value vectors (traces)
 
     def examples(self, split: str, kinds=("declarative", "qa", "cloze")) -> list[Example]:
@@ -71,15 +61,15 @@ class Context:
 
     @property
     def qa_form(self) -> str:
-        if self.config.tofu_form is not None:
-            self.task.form(self.config.tofu_form)  # raises naming the accepted forms
-            return self.config.tofu_form
+        if self.config.qa_form is not None:
+            self.task.form(self.config.qa_form)  # raises naming the accepted forms
+            return self.config.qa_form
         decl, qa = self.task.forms_of("declarative"), self.task.forms_of("qa")
         if self.task.trained is None and decl:  # a real task: its facts are the ones answered in this form
             return decl[0]
         names = qa or decl or [n for n, f in self.task.forms.items() if f.kind != "mcq"]
         if not names:
-            raise ValueError(f"task {self.task.name!r} has no non-multiple-choice form to probe")
+            raise WorkbenchInputError(f"task {self.task.name!r} has no non-multiple-choice form to probe")
         return names[0]
 
     @property
@@ -94,35 +84,113 @@ class Context:
 
 
 @dataclass(frozen=True)
-class Family:
-    name: str
-    summary: str
-    measure: Callable  # (ctx, model, tokenizer) -> JSON-able dict
-    compare: Callable  # (ctx, raws: {role: dict}, missing: {role: reason}) -> (metrics, details)
-    needs_original: bool = False  # its measurement depends on the original model too
+class NoOptions:
+    """A family without options of its own."""
 
 
-FAMILIES: Registry = Registry("probe")
+class ProbeFamily:
+    """Subclasses set `name`, `summary`, `Config`, `reads` (the shared options the
+    measurement depends on) and implement `measure` and `compare`; `version` is bumped when
+    the family's numbers change for the same inputs (it keys the cache of this family only)."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    Config: ClassVar[type] = NoOptions
+    version: ClassVar[int] = 1
+    reads: ClassVar[tuple[str, ...]] = ()
+    needs_original: ClassVar[bool] = False  # its measurement depends on the original model too
+
+    def __init__(self, config=None):
+        self.config = config if config is not None else self.Config()
+
+    def prepare(self, ctx: Context) -> None:
+        """Called once before any model is measured (no edit is on the original yet)."""
+
+    def cache_key(self, ctx: Context) -> dict:
+        """What the measurement depends on besides the model's weights and the task."""
+        return {"family": self.name, "version": self.version, "config": dataclasses.asdict(self.config),
+                "shared": {k: getattr(ctx.config, k) for k in ("max_facts", "seed", *self.reads)}}
+
+    def measure(self, ctx: Context, model, tok) -> dict:
+        raise NotImplementedError
+
+    def compare(self, ctx: Context, raws: dict, missing: dict) -> tuple[list["Metric"], dict]:
+        raise NotImplementedError
 
 
-def family(name: str, summary: str, needs_original: bool = False):
-    def deco(pair):
-        measure, compare = pair
-        FAMILIES.register(name)(Family(name, summary, measure, compare, needs_original))
-        return pair
-    return deco
+def register(cls):
+    FAMILIES.register(cls.name)(cls)
+    return cls
 
 
-def subsample(task: ForgetTask, max_facts: int | None, seed: int) -> ForgetTask:
-    if max_facts is None:
-        return task
-    splits = {}
-    for s in SPLITS:
-        facts = task.facts(s)
-        splits[s] = (sorted(random.Random(f"{seed}|{s}").sample(range(len(facts)), max_facts))
-                     if len(facts) > max_facts else list(range(len(facts))))
-        splits[s] = [facts[i] for i in splits[s]]
-    return replace(task, splits=splits)
+@dataclass(frozen=True)
+class SharedProbeOptions:
+    """The options every family may read (a family's own are written `family.option`)."""
+
+    families: tuple[str, ...] | None = None  # None: every registered family
+    max_facts: int | None = None  # facts per split (seeded subsample); None = all
+    seed: int = 0
+    qa_form: str | None = None  # None: testbed, the question form; real tasks, the form facts were selected in
+    generate_tokens: int = 8
+    # the flat names these options had before each family got its own options
+    RENAMED: ClassVar[dict] = {
+        "tofu_form": "qa_form", "samples": "behaviour.samples", "mink_k": "muse.mink_k",
+        "trace_vectors": "traces.vectors", **{f"relearn_{k}": f"relearn.{k}" for k in
+                                              ("method", "steps", "lr", "batch", "lora_r", "lora_alpha", "data")}}
+
+
+@dataclass(frozen=True)
+class ProbeConfig(SharedProbeOptions):
+    """The probe run: which families, the shared options, and each family's own options
+    (`options[family]`: that family's `Config` fields the user set)."""
+
+    options: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        names = FAMILIES.names()
+        fams = tuple(names if self.families is None else self.families)
+        bad = [f for f in fams if f not in names]
+        if bad:
+            raise WorkbenchInputError(f"probe {bad[0]!r}: expected one of {', '.join(names)}")
+        object.__setattr__(self, "families", fams)
+        if self.max_facts is not None and self.max_facts < 2:
+            raise WorkbenchInputError(f"option max_facts={self.max_facts}: expected an integer >= 2 or none")
+        if self.generate_tokens < 1:
+            raise WorkbenchInputError(f"option generate_tokens={self.generate_tokens}: expected a positive integer")
+        clean = {}
+        for fam, opts in dict(self.options).items():
+            if fam not in names:
+                raise WorkbenchInputError(f"options for {fam!r}: expected a probe family ({', '.join(names)})")
+            cfg = config_from_dict(FAMILIES.get(fam).Config, opts)  # typed and checked
+            clean[fam] = {k: getattr(cfg, k) for k in opts}
+        object.__setattr__(self, "options", clean)
+
+    @classmethod
+    def from_options(cls, values: dict[str, Any] | None) -> "ProbeConfig":
+        """From user input: shared keys, `family.option` keys and `{family: {option: value}}`
+        tables (strings are converted to each option's type); also takes a `to_dict()`."""
+        values = dict(values or {})
+        shared, options = {}, {}
+        for key, value in values.items():
+            fam, dot, opt = key.partition(".")
+            if dot:
+                options.setdefault(fam, {})[opt] = value
+            elif key == "options" and isinstance(value, dict):  # a `to_dict()`: {family: {option: value}}
+                for fam, opts in value.items():
+                    options.setdefault(fam, {}).update(opts)
+            elif isinstance(value, dict):
+                options.setdefault(key, {}).update(value)
+            else:
+                shared[key] = value
+        base = config_from_dict(SharedProbeOptions, shared)
+        return cls(**dataclasses.asdict(base), options=options)
+
+    def family(self, name: str) -> ProbeFamily:
+        cls = FAMILIES.get(name)
+        return cls(config_from_dict(cls.Config, self.options.get(name)))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
 
 def nonmember_facts(task: ForgetTask) -> list[Fact]:

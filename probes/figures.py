@@ -81,7 +81,7 @@ def figure_traces(result: ProbeResult) -> go.Figure:
                                  name=role, text=text, hoverinfo="text",
                                  marker=dict(color=COLOURS.get(role, "grey"), size=9, opacity=0.7)))
     fig.update_layout(title="Parametric traces of the task's concept vectors (1, 1 = untouched)",
-                      xaxis_title="cosine(original, model)", yaxis_title=f"top-k token Jaccard",
+                      xaxis_title="cosine(original, model)", yaxis_title="top-k token Jaccard",
                       xaxis_range=[-1.05, 1.05], yaxis_range=[-0.05, 1.05], template="plotly_white")
     return fig
 

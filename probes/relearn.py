@@ -9,14 +9,38 @@ restored bit-identically afterwards.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
+from workbench.errors import WorkbenchInputError
+from workbench.models.arch import table_for
 from workbench.models.scoring import accuracy, score_examples
-from workbench.models.train import _collate
+from workbench.models.train import collate
+from workbench.registry import check_positive
 
-from .base import Context, family
+from .base import NO_ORACLE, Context, ProbeFamily, register
 from .result import Metric
+
+
+@dataclass(frozen=True)
+class RelearnConfig:
+    method: Literal["full", "lora"] = "full"
+    steps: int = 20
+    lr: float | None = None  # None: full 3e-4 / LoRA 1e-3 below 10M parameters, else 2e-5 / 2e-4
+    batch: int = 16
+    lora_r: int = 16
+    lora_alpha: int = 32
+    data: tuple[str, ...] = ("forget", "retain")  # fine-tune on the other forget half and/or retain facts
+
+    def check(self):
+        bad = [d for d in self.data if d not in ("forget", "retain")]
+        if bad:
+            raise WorkbenchInputError(f"option data={bad[0]!r}: expected forget and/or retain")
+        if self.steps < 0:
+            raise WorkbenchInputError(f"option steps={self.steps}: expected an integer >= 0")
+        check_positive(self, "batch", "lora_r", "lora_alpha")
 
 
 def halves(ctx: Context):
@@ -45,18 +69,17 @@ def _eval(model, tok, task, facts) -> float:
     return accuracy(score_examples(model, tok, exs)) if exs else float("nan")
 
 
-def _lr(ctx: Context, model) -> float:
-    if ctx.config.relearn_lr is not None:
-        return ctx.config.relearn_lr
+def _lr(cfg: RelearnConfig, model) -> float:
+    if cfg.lr is not None:
+        return cfg.lr
     small = sum(p.numel() for p in model.parameters()) < 10_000_000
-    if ctx.config.relearn_method == "lora":
+    if cfg.method == "lora":
         return 2e-4 if not small else 1e-3
     return 3e-4 if small else 2e-5
 
 
-def attack(ctx: Context, model, tok, train_facts, eval_facts) -> list[list[float]]:
+def attack(ctx: Context, cfg: RelearnConfig, model, tok, train_facts, eval_facts) -> list[list[float]]:
     """[[step, accuracy on eval_facts], ...] from step 0 (before training) to k."""
-    cfg = ctx.config
     texts = _train_texts(ctx.task, train_facts)
     seqs = [tok(t)["input_ids"] + ([tok.eos_token_id] if tok.eos_token_id is not None else []) for t in texts]
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
@@ -64,28 +87,28 @@ def attack(ctx: Context, model, tok, train_facts, eval_facts) -> list[list[float
     grads = {n: p.requires_grad for n, p in model.named_parameters()}
     was = model.training
     curve = [[0, _eval(model, tok, ctx.task, eval_facts)]]
-    torch.manual_seed(cfg.seed)
-    rng = random.Random(f"{cfg.seed}|relearn-batches")
+    torch.manual_seed(ctx.config.seed)
+    rng = random.Random(f"{ctx.config.seed}|relearn-batches")
     lora = None
     try:
-        if cfg.relearn_method == "lora":
+        if cfg.method == "lora":
             from peft import LoraConfig, get_peft_model
 
             lora = get_peft_model(model, LoraConfig(
-                r=cfg.relearn_lora_r, lora_alpha=cfg.relearn_lora_alpha, lora_dropout=0.0,
+                r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
                 target_modules=lora_targets(model)))
             params = [p for p in lora.parameters() if p.requires_grad]
         else:
             params = [p for p in model.parameters()]
             for p in params:
                 p.requires_grad_(True)
-        opt = torch.optim.AdamW(params, lr=_lr(ctx, model), weight_decay=0.0)
+        opt = torch.optim.AdamW(params, lr=_lr(cfg, model), weight_decay=0.0)
         net = lora if lora is not None else model
-        for step in range(1, cfg.relearn_steps + 1):
+        for step in range(1, cfg.steps + 1):
             if seqs:
                 net.train()
-                idx = rng.sample(range(len(seqs)), min(cfg.relearn_batch, len(seqs)))
-                ids, labels, mask = _collate(seqs, idx, pad)
+                idx = rng.sample(range(len(seqs)), min(cfg.batch, len(seqs)))
+                ids, labels, mask = collate(seqs, idx, pad)
                 dev = next(model.parameters()).device
                 loss = net(input_ids=ids.to(dev), attention_mask=mask.to(dev), labels=labels.to(dev)).loss
                 opt.zero_grad(set_to_none=True)
@@ -107,26 +130,51 @@ def attack(ctx: Context, model, tok, train_facts, eval_facts) -> list[list[float
     return curve
 
 
-LORA_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj")
-
-
 def lora_targets(model) -> list[str]:
-    """Linear layers LoRA may wrap: not those an edit hooks (a LoRA branch would read the
-    un-ablated input and route around the edit)."""
-    out = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and n.split(".")[-1] in LORA_NAMES
+    """Linear layers LoRA may wrap (the architecture table's `lora_modules`): not those an edit
+    hooks (a LoRA branch would read the un-ablated input and route around the edit)."""
+    names = table_for(model).lora_modules
+    out = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and n.split(".")[-1] in names
            and not (m._forward_pre_hooks or m._forward_hooks)]
     if not out:
-        raise ValueError("relearning with LoRA: no linear layer left to adapt (every one carries an edit hook)")
+        raise WorkbenchInputError("relearning with LoRA: no linear layer left to adapt (every one carries an "
+                                  "edit hook)")
     return out
 
 
-def relearn_measure(ctx: Context, model, tok) -> dict:
-    train, held = halves(ctx)
-    out = {"n_train": len(train), "n_eval": len(held)}
-    for data in ctx.config.relearn_data:
-        source = train if data == "forget" else list(ctx.task.facts("retain"))[: max(1, len(train))]
-        out[data] = attack(ctx, model, tok, source, held)
-    return out
+@register
+class Relearn(ProbeFamily):
+    name = "relearn"
+    summary = ("relearning attacks: fine-tune on half the forget set (or on retain data); curve and gap "
+               "to the oracle")
+    Config = RelearnConfig
+
+    def measure(self, ctx: Context, model, tok) -> dict:
+        train, held = halves(ctx)
+        out = {"n_train": len(train), "n_eval": len(held)}
+        for data in self.config.data:
+            source = train if data == "forget" else list(ctx.task.facts("retain"))[: max(1, len(train))]
+            out[data] = attack(ctx, self.config, model, tok, source, held)
+        return out
+
+    def compare(self, ctx: Context, raws: dict, missing: dict):
+        cfg = self.config
+        metrics = []
+        for data in cfg.data:
+            label = "half of the forget facts" if data == "forget" else "unrelated retain facts"
+            metrics.append(Metric(
+                f"relearn.{data}.final", "relearn", "reference", {r: x[data][-1][1] for r, x in raws.items()},
+                curves={r: x[data] for r, x in raws.items()},
+                description=f"accuracy on the held-out forget half after fine-tuning on {label} "
+                            f"for {cfg.steps} steps"))
+            g = Metric(f"relearn.{data}.gap", "relearn", "lower",
+                       description="area between this model's relearning curve and the oracle's, per step")
+            if "oracle" in raws:
+                g.values = {r: gap(x[data], raws["oracle"][data]) for r, x in raws.items()}
+            else:
+                g.notes = {r: missing.get("oracle", NO_ORACLE) for r in raws}
+            metrics.append(g)
+        return metrics, {r: {k: v for k, v in x.items()} for r, x in raws.items()}
 
 
 def gap(curve: list, reference: list) -> float:
@@ -137,24 +185,3 @@ def gap(curve: list, reference: list) -> float:
     return sum((ys[i] + ys[i + 1]) / 2 for i in range(len(ys) - 1)) / (len(ys) - 1)
 
 
-def relearn_compare(ctx: Context, raws: dict, missing: dict):
-    metrics = []
-    for data in ctx.config.relearn_data:
-        label = "half of the forget facts" if data == "forget" else "unrelated retain facts"
-        metrics.append(Metric(
-            f"relearn.{data}.final", "relearn", "reference", {r: x[data][-1][1] for r, x in raws.items()},
-            curves={r: x[data] for r, x in raws.items()},
-            description=f"accuracy on the held-out forget half after fine-tuning on {label} "
-                        f"for {ctx.config.relearn_steps} steps"))
-        g = Metric(f"relearn.{data}.gap", "relearn", "lower",
-                   description="area between this model's relearning curve and the oracle's, per step")
-        if "oracle" in raws:
-            g.values = {r: gap(x[data], raws["oracle"][data]) for r, x in raws.items()}
-        else:
-            g.notes = {r: missing.get("oracle", "no oracle to compare with") for r in raws}
-        metrics.append(g)
-    return metrics, {r: {k: v for k, v in x.items()} for r, x in raws.items()}
-
-
-family("relearn", "relearning attacks: fine-tune on half the forget set (or on retain data); curve and gap to the oracle")(
-    (relearn_measure, relearn_compare))

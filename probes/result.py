@@ -13,6 +13,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from workbench.errors import MissingInputError, WorkbenchInputError
+
 ROLES = ("original", "edited", "oracle")
 DIRECTIONS = ("higher", "lower", "reference")
 
@@ -119,9 +121,13 @@ class ProbeResult:
     def load(cls, path: str | Path) -> "ProbeResult":
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"probe result {str(path)!r} does not exist: expected a JSON file "
+            raise MissingInputError(f"probe result {str(path)!r} does not exist: expected a JSON file "
                                     f"written by `workbench probe --json`")
-        return cls.from_dict(json.loads(path.read_text()))
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except (ValueError, TypeError, KeyError, OSError) as exc:  # a malformed file
+            raise WorkbenchInputError(f"probe result {str(path)!r} is not readable: {type(exc).__name__}: "
+                                      f"{exc}") from None
 
 
 def _fmt(v: float) -> str:

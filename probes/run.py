@@ -2,8 +2,8 @@
 report them side by side.
 
 Each (family, model) measurement is cached under a content hash of (model weights, the
-edit's identity for hook-level edits, the probed task, the family's config, code version);
-a second call with the same inputs reads the stored JSON instead of recomputing.
+edit's identity for hook-level edits, the probed task, the family's config, shared options and
+version); a second call with the same inputs reads the stored JSON instead of recomputing.
 """
 from __future__ import annotations
 
@@ -11,46 +11,24 @@ import contextlib
 import json
 import math
 import time
-from dataclasses import dataclass
-from typing import Callable, ContextManager
-
-from workbench.progress import tqdm
+from typing import TYPE_CHECKING, Callable
 
 from workbench import cache
-from workbench.registry import config_from_dict
+from workbench.errors import WorkbenchInputError
+from workbench.models.readouts import model_fingerprint
+from workbench.progress import tqdm
+from workbench.tasks.task import subsample
 
-from . import behaviour, internals, relearn  # noqa: F401  (register the families)
-from .base import CODE_VERSION, FAMILIES, Context, ProbeConfig, nonmember_facts, subsample
+from .base import Context, EditLike, ProbeConfig, nonmember_facts
 from .result import ProbeResult
 
-
-@dataclass
-class Edited:
-    """An edit to probe: `apply()` returns a context manager that puts the edit on the
-    original model (weights and/or hooks) and takes it off again; `identity` names it."""
-
-    name: str
-    apply: Callable[[], ContextManager]
-    identity: str
+if TYPE_CHECKING:
+    from workbench.models import LoadedModel
+    from workbench.sites import Site
 
 
-def fingerprint(model) -> str:
-    from workbench.localise.localisation import model_fingerprint
-
-    return model_fingerprint(model)
-
-
-def _family_config(cfg: ProbeConfig, name: str) -> dict:
-    keys = {"max_facts", "seed"}
-    prefixes = {"behaviour": ("samples", "generate_tokens", "tofu_form"), "tofu": ("tofu_form", "generate_tokens"),
-                "muse": ("mink_k", "generate_tokens", "tofu_form"), "traces": ("trace_vectors",),
-                "latent": (), "prompts": ("tofu_form",), "relearn": ("relearn_",)}[name]
-    d = cfg.to_dict()
-    return {k: v for k, v in d.items() if k in keys or any(k.startswith(p) for p in prefixes)}
-
-
-def _cached(kind_key: dict, measure: Callable[[], dict], use_cache: bool) -> tuple[dict, bool]:
-    path = cache.cache_root() / "probes" / f"{kind_key['family']}-{cache.content_hash(kind_key)}.json"
+def _cached(key: dict, measure: Callable[[], dict], use_cache: bool) -> tuple[dict, bool]:
+    path = cache.cache_root() / "probes" / f"{key['family']}-{cache.content_hash(key)}.json"
     if use_cache and path.is_file():
         return json.loads(path.read_text()), True
     raw = measure()
@@ -60,7 +38,7 @@ def _cached(kind_key: dict, measure: Callable[[], dict], use_cache: bool) -> tup
     return raw, False
 
 
-def resolve_oracle(original, oracle):
+def resolve_oracle(original: "LoadedModel", oracle) -> tuple["LoadedModel | None", str]:
     """`oracle`: "auto" (the original's twin where it has one), a LoadedModel, a spec, or
     None. Returns (LoadedModel or None, reason when None)."""
     if oracle is None:
@@ -78,60 +56,59 @@ def resolve_oracle(original, oracle):
     return oracle, ""
 
 
-def probe(original, task=None, *, edited: Edited | None = None, oracle="auto",
-          config: ProbeConfig | dict | None = None, progress: bool = True, use_cache: bool = True,
-          on_step: Callable[[str, str, int, int], None] | None = None) -> ProbeResult:
-    """Probe `original` (a LoadedModel), `edited` (an edit applied to it) and the oracle."""
+def probe(original: "LoadedModel", task=None, *, edit: EditLike | None = None, oracle="auto",
+          config: ProbeConfig | dict | None = None, trace_sites: "list[Site] | None" = None,
+          progress: bool = True, use_cache: bool = True,
+          on_step: Callable[[str, str, int, int], None] | None = None, label: str | None = None) -> ProbeResult:
+    """Probe `original` (a LoadedModel), `edit` applied to it (any value with `name`,
+    `identity` and `applied(model)`, e.g. a `workbench.edit.Edit`) and the oracle.
+    `trace_sites`: the task's concept vectors, ranked, for the traces family; `label` names
+    the edit in the result (default: `edit.name`)."""
     if config is None:
         config = ProbeConfig()
     elif isinstance(config, dict):
-        config = config_from_dict(ProbeConfig, config)
-    config.check()
+        config = ProbeConfig.from_options(config)
+    if edit is not None and not all(hasattr(edit, a) for a in ("name", "identity", "applied")):
+        raise WorkbenchInputError(f"edit {edit!r}: expected an edit (name, identity, applied(model)), "
+                                  f"e.g. a workbench.edit.Edit")
     full_task = task if task is not None else original.task()
     sub = subsample(full_task, config.max_facts, config.seed)
-    ctx = Context(sub, full_task, config, original, nonmember_facts(sub))
+    ctx = Context(sub, full_task, config, original, nonmember_facts(sub), trace_sites)
     oracle_model, why = resolve_oracle(original, oracle)
-    roles = {"original": original.model}
     models = {"original": original.spec}
     missing = {}
-    if edited is not None:
-        models["edited"] = f"{original.spec} + {edited.name}"
+    if edit is not None:
+        models["edited"] = f"{original.spec} + {label or edit.name}"
     else:
         missing["edited"] = "no edit given"
     if oracle_model is not None:
         models["oracle"] = oracle_model.spec
     else:
         missing["oracle"] = why
-    families = [FAMILIES.get(n) for n in config.families]
+    families = [config.family(n) for n in config.families]
     toks = {"original": original.tokenizer, "edited": original.tokenizer,
             "oracle": oracle_model.tokenizer if oracle_model is not None else None}
     raws: dict[str, dict] = {f.name: {} for f in families}
     seconds: dict[str, dict] = {f.name: {} for f in families}
     reused: dict[str, dict] = {f.name: {} for f in families}
-    base_fp = fingerprint(original.model)
+    base_fp = model_fingerprint(original.model)
     plan = [r for r in ("original", "edited", "oracle") if r in models]
-    if any(f.needs_original for f in families):
-        from .internals import original_vectors
-
-        try:
-            original_vectors(ctx)  # the original's weights, read before any edit is put on
-        except ValueError:
-            pass  # no value vectors (an MoE): the traces family says so in its notes
+    for fam in families:
+        fam.prepare(ctx)  # before any edit is put on the original
     total = len(plan) * len(families)
     bar = tqdm(total=total, desc="probing", disable=not progress)
     done = 0
     for role in plan:
         model = oracle_model.model if role == "oracle" else original.model
-        scope = edited.apply() if role == "edited" else contextlib.nullcontext()
+        scope = edit.applied(original.model) if role == "edited" else contextlib.nullcontext()
         with scope:
-            fp = base_fp if role == "original" else fingerprint(model)
-            identity = fp + (f"+{edited.identity}" if role == "edited" else "")
+            fp = base_fp if role == "original" else model_fingerprint(model)
+            identity = fp + (f"+{edit.identity}" if role == "edited" else "")
             for fam in families:
                 bar.set_description(f"probing {role}: {fam.name}")
                 if on_step is not None:
                     on_step(role, fam.name, done, total)
-                key = {"family": fam.name, "model": identity, "task": sub.content_hash,
-                       "config": _family_config(config, fam.name), "version": CODE_VERSION,
+                key = {**fam.cache_key(ctx), "model": identity, "task": sub.content_hash,
                        "original": base_fp if fam.needs_original else None}
                 t0 = time.perf_counter()
                 raws[fam.name][role], reused[fam.name][role] = _cached(
@@ -156,4 +133,3 @@ def probe(original, task=None, *, edited: Edited | None = None, oracle="auto",
     return ProbeResult(task=full_task.name, task_hash=sub.content_hash, models=models, metrics=metrics,
                        missing=missing, details=details, config=config.to_dict(), seconds=seconds,
                        cached=reused)
-

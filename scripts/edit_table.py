@@ -55,7 +55,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)
-    from workbench.cli import table
+    from workbench.cli.common import table
     from workbench.edit import apply_operator
     from workbench.localise.base import localise_cached
     from workbench.models import load

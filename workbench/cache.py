@@ -15,7 +15,9 @@ import shutil
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TypeVar
+
+T = TypeVar("T")
 
 MARKER = "COMPLETE"
 
@@ -73,6 +75,22 @@ def get_or_build(path: Path, build: Callable[[Path], None]) -> tuple[Path, bool]
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return path, True
+
+
+def cached(path: Path, make: Callable[[], T], save: Callable[[T, Path], object], load: Callable[[Path], T],
+           fresh: bool = False) -> tuple[T, Path, bool]:
+    """A value kept in the cache entry `path`: made and saved into the entry when it is missing
+    (or `fresh`), else loaded from it. Returns (value, path, reused)."""
+    if fresh and is_complete(path):
+        shutil.rmtree(path)
+    made: list = []
+
+    def build(tmp: Path) -> None:
+        value = make()
+        save(value, tmp)
+        made.append(value)
+    path, built = get_or_build(path, build)
+    return (made[0] if made else load(path)), path, not built
 
 
 def write_json(path: Path, obj, sort_keys: bool = True, default=str) -> None:

@@ -11,6 +11,8 @@ import dataclasses
 import typing
 from typing import Any, Callable, Generic, TypeVar
 
+from .errors import WorkbenchInputError
+
 T = TypeVar("T")
 
 
@@ -22,14 +24,14 @@ class Registry(Generic[T]):
     def register(self, name: str) -> Callable[[T], T]:
         def add(obj: T) -> T:
             if name in self._items:
-                raise ValueError(f"{self.what} {name!r} is already registered")
+                raise RuntimeError(f"{self.what} {name!r} is already registered")
             self._items[name] = obj
             return obj
         return add
 
     def get(self, name: str) -> T:
         if name not in self._items:
-            raise ValueError(f"unknown {self.what} {name!r}; expected one of: {', '.join(self._items)}")
+            raise WorkbenchInputError(f"unknown {self.what} {name!r}; expected one of: {', '.join(self._items)}")
         return self._items[name]
 
     def names(self) -> list[str]:
@@ -44,7 +46,7 @@ def _convert(key: str, value: Any, hint: Any, accepted: str) -> Any:
     if origin is typing.Literal:
         choices = typing.get_args(hint)
         if value not in choices:
-            raise ValueError(f"option {key}={value!r}: expected one of {', '.join(map(str, choices))}")
+            raise WorkbenchInputError(f"option {key}={value!r}: expected one of {', '.join(map(str, choices))}")
         return value
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
@@ -73,7 +75,7 @@ def _convert(key: str, value: Any, hint: Any, accepted: str) -> Any:
         if hint is str:
             return str(value)
     except (TypeError, ValueError):
-        raise ValueError(f"option {key}={value!r}: expected {getattr(hint, '__name__', hint)}") from None
+        raise WorkbenchInputError(f"option {key}={value!r}: expected {getattr(hint, '__name__', hint)}") from None
     return value
 
 
@@ -85,12 +87,21 @@ def config_from_dict(cls: type[T], values: dict[str, Any] | None) -> T:
     accepted = ", ".join(sorted(fields))
     unknown = sorted(set(values) - fields)
     if unknown:
-        raise ValueError(f"unknown option {unknown[0]!r} for {cls.__name__}; accepted: {accepted}")
+        renamed = getattr(cls, "RENAMED", {}).get(unknown[0])  # an option's former name
+        hint = f" (it is now called {renamed!r})" if renamed else ""
+        raise WorkbenchInputError(f"unknown option {unknown[0]!r} for {cls.__name__}{hint}; accepted: {accepted}")
     obj = cls(**{k: _convert(k, v, hints[k], accepted) for k, v in values.items()})
     check = getattr(obj, "check", None)
     if check is not None:
         check()
     return obj
+
+
+def check_positive(config, *keys: str) -> None:
+    """Each named option of `config` must be a positive integer (for a config's `check`)."""
+    for key in keys:
+        if getattr(config, key) < 1:
+            raise WorkbenchInputError(f"option {key}={getattr(config, key)}: expected a positive integer")
 
 
 def parse_options(pairs: list[str] | None) -> dict[str, str]:
@@ -99,6 +110,6 @@ def parse_options(pairs: list[str] | None) -> dict[str, str]:
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"option {pair!r}: expected key=value")
+            raise WorkbenchInputError(f"option {pair!r}: expected key=value")
         out[key.strip()] = value.strip()
     return out

@@ -27,6 +27,7 @@ from typing import Literal
 import torch
 
 from . import cache
+from .errors import WorkbenchInputError
 from .hooks import hook_session
 from .models.arch import table_for
 
@@ -51,9 +52,9 @@ class SAEConfig:
     def check(self, n_layers: int | None = None):
         for key in ("expansion", "k", "training_tokens", "context_size", "batch_tokens"):
             if getattr(self, key) < 1:
-                raise ValueError(f"option {key}={getattr(self, key)}: expected a positive integer")
+                raise WorkbenchInputError(f"option {key}={getattr(self, key)}: expected a positive integer")
         if n_layers is not None and self.layer is not None and not 0 <= self.layer < n_layers:
-            raise ValueError(f"option layer={self.layer}: expected 0..{n_layers - 1}")
+            raise WorkbenchInputError(f"option layer={self.layer}: expected 0..{n_layers - 1}")
 
     def resolved_layer(self, n_layers: int) -> int:
         return max(1, n_layers // 4) if self.layer is None else self.layer
@@ -66,7 +67,7 @@ def hook_name(layer: int) -> str:
 def _module_path(model, layer: int) -> str:
     path, io = table_for(model).hooks["hook_resid_post"]
     if io != "output":
-        raise ValueError(f"resid_post of {table_for(model).name} is not a module output: sae-lens cannot hook it")
+        raise WorkbenchInputError(f"resid_post of {table_for(model).name} is not a module output: sae-lens cannot hook it")
     return path.format(L=layer)
 
 
@@ -111,7 +112,7 @@ def special_ids(tokenizer) -> list[int]:
 def _key(loaded, cfg: SAEConfig, texts: list[str]) -> dict:
     import sae_lens
 
-    from .localise.localisation import model_fingerprint
+    from .models.readouts import model_fingerprint
 
     layer = cfg.resolved_layer(loaded.model.config.num_hidden_layers)
     return {"model": model_fingerprint(loaded.model), "config": {**asdict(cfg), "layer": layer},
@@ -150,7 +151,7 @@ def _build(loaded, cfg: SAEConfig, texts: list[str], out: Path, progress: bool) 
                else StandardTrainingSAEConfig(d_in=d_in, d_sae=d_sae, l1_coefficient=cfg.l1_coefficient))
     rows = _rows(loaded.tokenizer, texts, cfg.context_size)
     if not rows:
-        raise ValueError(f"no training text for an SAE on {loaded.spec}")
+        raise WorkbenchInputError(f"no training text for an SAE on {loaded.spec}")
     dataset = datasets.Dataset.from_dict({"input_ids": rows})
     # the mixing buffer (n_batches_in_buffer x context tokens in this sae-lens) must hold two
     # training batches
@@ -188,15 +189,15 @@ def load_sae(spec: str):
     p = Path(spec).expanduser()
     if p.is_dir():
         if not (p / "cfg.json").is_file():
-            raise ValueError(f"SAE directory {spec!r} has no cfg.json: expected a sae-lens directory")
+            raise WorkbenchInputError(f"SAE directory {spec!r} has no cfg.json: expected a sae-lens directory")
         return SAE.load_from_disk(str(p), device="cpu").requires_grad_(False)
     release, sep, sae_id = spec.partition("/")
     if not sep:
-        raise ValueError(f"SAE {spec!r}: expected a sae-lens directory or RELEASE/SAE_ID of a pretrained release")
+        raise WorkbenchInputError(f"SAE {spec!r}: expected a sae-lens directory or RELEASE/SAE_ID of a pretrained release")
     try:
         return SAE.from_pretrained(release, sae_id, device="cpu").requires_grad_(False)
     except Exception as exc:  # hub errors come in many types; name the input and the cause
-        raise ValueError(f"SAE {spec!r}: could not load the pretrained release (it needs the Hugging Face "
+        raise WorkbenchInputError(f"SAE {spec!r}: could not load the pretrained release (it needs the Hugging Face "
                          f"hub, which may be offline): {type(exc).__name__}: {str(exc)[:200]}") from None
 
 

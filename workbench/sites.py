@@ -3,7 +3,7 @@
 Every addressable thing is a small frozen dataclass deriving from :class:`Site`;
 ``str(site)`` is its canonical address and ``Site.parse(str(site)) == site``. Parsing is
 strict (full match, no whitespace, leading zeros or signs); bad input raises a one-line
-``ValueError`` quoting the input and listing the accepted forms. Pure Python, no torch.
+``WorkbenchInputError`` (a ``ValueError``) quoting the input and listing the accepted forms. Pure Python, no torch.
 
     blocks.3.hook_resid_post  HookSite(3, "hook_resid_post")   hook_embed  HookSite(None, ...)
     blocks.3.attn.head.5      HeadSite(3, 5)
@@ -18,7 +18,22 @@ import math
 import operator
 import re
 from dataclasses import dataclass, fields
+from enum import StrEnum
 from typing import Any, Callable, ClassVar, Iterable
+
+from .errors import WorkbenchInputError
+
+
+class SiteKind(StrEnum):
+    """The one vocabulary of site kinds: sites, localisations and operators all use it."""
+
+    HOOK = "hook"  # an activation (a residual stream, a component's output)
+    HEAD = "head"
+    NEURON = "neuron"
+    EXPERT = "expert"
+    ROUTER = "router"
+    SAE_FEATURE = "sae_feature"
+    WEIGHT = "weight"
 
 # Hook names relative to ``blocks.{L}.`` (layered) and layer-less global hooks.
 HOOK_NAMES: tuple[str, ...] = (
@@ -50,7 +65,7 @@ def _component_of(name: str) -> str:
 def _index(value: Any, what: str) -> int:
     """Normalise an int-like (anything with ``__index__``, not bool) that must be >= 0."""
     if isinstance(value, bool) or not hasattr(type(value), "__index__") or operator.index(value) < 0:
-        raise ValueError(f"{what} must be a non-negative integer, got {value!r}")
+        raise WorkbenchInputError(f"{what} must be a non-negative integer, got {value!r}")
     return operator.index(value)
 
 
@@ -60,7 +75,7 @@ class Site:
     annotated ``int`` / ``int | None`` are validated (and normalised) as indices >= 0."""
 
     __slots__ = ()
-    kind: ClassVar[str]
+    kind: ClassVar[SiteKind]
     _component: ClassVar[str] = ""
     _template: ClassVar[str] = ""
 
@@ -92,19 +107,19 @@ class Site:
     def parse(cls, text: str) -> "Site":
         """Parse a canonical address; on a subclass, also require that kind."""
         if not isinstance(text, str):
-            raise ValueError(f"site address must be a str, got {type(text).__name__} {text!r}; {EXPECTED}")
+            raise WorkbenchInputError(f"site address must be a str, got {type(text).__name__} {text!r}; {EXPECTED}")
         for pattern, build in _PARSERS:
             match = pattern.fullmatch(text)
             if match:
                 try:
                     site = build(*[int(g) if g.isdigit() else g for g in match.groups()])
                 except ValueError as err:  # e.g. an integer too long for int()
-                    raise ValueError(f"invalid site address {text!r} ({err}); {EXPECTED}") from None
+                    raise WorkbenchInputError(f"invalid site address {text!r} ({err}); {EXPECTED}") from None
                 break
         else:
-            raise ValueError(f"invalid site address {text!r}; {EXPECTED}")
+            raise WorkbenchInputError(f"invalid site address {text!r}; {EXPECTED}")
         if not isinstance(site, cls):
-            raise ValueError(f"site address {text!r} is a {type(site).__name__}, not a {cls.__name__}")
+            raise WorkbenchInputError(f"site address {text!r} is a {type(site).__name__}, not a {cls.__name__}")
         return site
 
 
@@ -113,13 +128,13 @@ class HookSite(Site):
     """A TransformerLens hook point; ``hook`` is the name after ``blocks.{L}.``."""
     layer: int | None
     hook: str
-    kind: ClassVar[str] = "hook"
+    kind: ClassVar[SiteKind] = SiteKind.HOOK
 
     def __post_init__(self) -> None:
         Site.__post_init__(self)
         names = GLOBAL_HOOKS if self.layer is None else HOOK_NAMES
         if self.hook not in names:
-            raise ValueError(f"unknown hook name {self.hook!r} here; accepted: {', '.join(names)}")
+            raise WorkbenchInputError(f"unknown hook name {self.hook!r} here; accepted: {', '.join(names)}")
 
     def __str__(self) -> str:
         return self.hook if self.layer is None else f"blocks.{self.layer}.{self.hook}"
@@ -136,7 +151,7 @@ class HookSite(Site):
 class HeadSite(Site):
     layer: int
     head: int
-    kind: ClassVar[str] = "head"
+    kind: ClassVar[SiteKind] = SiteKind.HEAD
     _component: ClassVar[str] = "attn"
     _template: ClassVar[str] = "blocks.{layer}.attn.head.{head}"
 
@@ -146,7 +161,7 @@ class NeuronSite(Site):
     """MLP neuron ``index``: its value vector is column ``index`` of the out projection."""
     layer: int
     index: int
-    kind: ClassVar[str] = "neuron"
+    kind: ClassVar[SiteKind] = SiteKind.NEURON
     _component: ClassVar[str] = "mlp"
     _template: ClassVar[str] = "blocks.{layer}.mlp.neuron.{index}"
 
@@ -155,7 +170,7 @@ class NeuronSite(Site):
 class ExpertSite(Site):
     layer: int
     expert: int
-    kind: ClassVar[str] = "expert"
+    kind: ClassVar[SiteKind] = SiteKind.EXPERT
     _component: ClassVar[str] = "mlp"
     _template: ClassVar[str] = "blocks.{layer}.mlp.expert.{expert}"
 
@@ -163,7 +178,7 @@ class ExpertSite(Site):
 @dataclass(frozen=True, slots=True)
 class RouterSite(Site):
     layer: int
-    kind: ClassVar[str] = "router"
+    kind: ClassVar[SiteKind] = SiteKind.ROUTER
     _component: ClassVar[str] = "mlp"
     _template: ClassVar[str] = "blocks.{layer}.mlp.router"
 
@@ -173,12 +188,12 @@ class SAEFeatureSite(Site):
     """Feature ``feature`` of an SAE trained on ``hook``."""
     hook: HookSite
     feature: int
-    kind: ClassVar[str] = "sae_feature"
+    kind: ClassVar[SiteKind] = SiteKind.SAE_FEATURE
     _template: ClassVar[str] = "{hook}.sae.feature.{feature}"
 
     def __post_init__(self) -> None:
         if not isinstance(self.hook, HookSite):
-            raise ValueError(f"SAEFeatureSite.hook must be a HookSite, got {self.hook!r}")
+            raise WorkbenchInputError(f"SAEFeatureSite.hook must be a HookSite, got {self.hook!r}")
         Site.__post_init__(self)
 
     @property
@@ -200,16 +215,16 @@ class WeightSite(Site):
     layer: int | None
     name: str
     expert: int | None = None
-    kind: ClassVar[str] = "weight"
+    kind: ClassVar[SiteKind] = SiteKind.WEIGHT
 
     def __post_init__(self) -> None:
         Site.__post_init__(self)
         if self.layer is None and self.expert is not None:
-            raise ValueError(f"WeightSite with expert={self.expert!r} needs a layer")
+            raise WorkbenchInputError(f"WeightSite with expert={self.expert!r} needs a layer")
         names = (GLOBAL_WEIGHTS if self.layer is None
                  else LAYER_WEIGHTS if self.expert is None else EXPERT_WEIGHTS)
         if self.name not in names:
-            raise ValueError(f"unknown weight name {self.name!r} here; accepted: {', '.join(names)}")
+            raise WorkbenchInputError(f"unknown weight name {self.name!r} here; accepted: {', '.join(names)}")
 
     def __str__(self) -> str:
         expert = "" if self.expert is None else f"mlp.expert.{self.expert}."
@@ -268,12 +283,12 @@ EXPECTED = "expected one of: " + ", ".join([
 def parse_many(texts: Iterable[str]) -> list[Site]:
     """Parse each address in ``texts`` (an iterable of str, not a single str)."""
     if isinstance(texts, str):
-        raise ValueError(f"parse_many expects an iterable of addresses, not the str {texts!r}")
+        raise WorkbenchInputError(f"parse_many expects an iterable of addresses, not the str {texts!r}")
     return [Site.parse(text) for text in texts]
 
 
 def coarse(site: Site) -> tuple[int | None, str]:
     """(layer, component): the shared coarse granularity used to compare localisers."""
     if not isinstance(site, Site):
-        raise ValueError(f"coarse() expects a Site, got {type(site).__name__} {site!r}")
+        raise WorkbenchInputError(f"coarse() expects a Site, got {type(site).__name__} {site!r}")
     return (site.layer, site.component)  # type: ignore[attr-defined]

@@ -7,23 +7,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import streamlit as st  # noqa: E402
 
-from common import current, load_model, options_form, progress, run_safely, state  # noqa: E402
+from common import current, options_form, pipeline, progress, run_safely, state  # noqa: E402
 
 ss = state()
 st.title("Edit")
 ctx = current()
 if ctx is not None:
     loaded, task = ctx
-    from workbench.edit import OPERATORS, apply_operator_cached
+    from workbench.edit import OPERATORS
     from workbench.registry import config_from_dict
 
     name = st.selectbox("operator", OPERATORS.names(), key="op_name",
                         format_func=lambda n: f"{n}: {OPERATORS.get(n).summary}")
     cls = OPERATORS.get(name)
-    usable = [k for k, v in ss.localisations.items() if v["loc"].kind in cls.accepts]
+    usable = [k for k, v in ss.localisations.items() if cls.takes(v["loc"])]
     choices = ([] if cls.needs_localisation else ["none (the whole model)"]) + usable
     if not choices:
-        st.warning(f"operator {name!r} needs a localisation of kind {', '.join(cls.accepts)}: run a localiser "
+        st.warning(f"operator {name!r} needs a localisation of {', '.join(sorted(cls.accepts))} sites: run a localiser "
                    f"on the **Localise** page first")
     else:
         which = st.selectbox("localisation", choices, key="op_loc")
@@ -38,12 +38,10 @@ if ctx is not None:
             if run_safely(config_from_dict, cls.Config, options) is not None:
                 loc = loc_item["loc"] if loc_item else None
                 with progress(f"editing with {name}", "edit"):
-                    res = run_safely(apply_operator_cached, loaded, loc, task, name, options, True,
-                                     Path(loc_item["path"]).name if loc_item else None)
+                    res = run_safely(pipeline().edit, loaded, task, name, options, localisation=loc)
                 if res is not None:
-                    edit, path, reused = res
-                    ss.edit = {"edit": edit, "path": str(path), "operator": name,
-                               "localiser": which if loc_item else "none", "reused": reused}
+                    ss.edit = {"edit": res.edit, "path": str(res.path), "operator": name,
+                               "localiser": which if loc_item else "none", "reused": res.reused}
                     ss.probe = None
     if ss.edit is not None:
         edit = ss.edit["edit"]
@@ -60,16 +58,8 @@ if ctx is not None:
             fig.update_layout(title="loss parts during the edit", xaxis_title="step", template="plotly_white", height=320)
             st.plotly_chart(fig, key="edit_loss")
         if st.button("Accuracy: original / edited / oracle", key="op_acc"):
-            from workbench.models.knowledge import split_accuracy
-
             with progress("scoring", "accuracy"):
-                rows = [{"model": "original", **split_accuracy(loaded.model, loaded.tokenizer, task, max_facts=100)}]
-                with edit.applied(loaded.model):
-                    rows.append({"model": f"edited ({ss.edit['operator']})",
-                                 **split_accuracy(loaded.model, loaded.tokenizer, task, max_facts=100)})
-                if loaded.oracle_spec:
-                    oracle = load_model(loaded.oracle_spec)
-                    rows.append({"model": "oracle", **split_accuracy(oracle.model, oracle.tokenizer, task, max_facts=100)})
+                rows = pipeline().accuracy_table(loaded, task, edit, max_facts=100)
             st.dataframe(rows, width="stretch")
         keep = st.text_input("keep the edit: save it to", "edits/" + ss.edit["operator"], key="op_keep_dir")
         if st.button("Save edit", key="op_save"):

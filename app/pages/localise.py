@@ -7,15 +7,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import streamlit as st  # noqa: E402
 
-from common import current, options_form, progress, run_safely, state  # noqa: E402
+from common import current, options_form, pipeline, progress, run_safely, state  # noqa: E402
 
 ss = state()
 st.title("Localise")
 ctx = current()
 if ctx is not None:
     loaded, task = ctx
-    from workbench.localise import LOCALISERS, localise_cached
-    from workbench.localise.figures import agreement_matrix, figure_scores, figure_top_sites
+    from workbench.localise import LOCALISERS, agreement_matrix
+    from workbench.localise.figures import figure_scores, figure_top_sites
     from workbench.registry import config_from_dict
 
     method = st.selectbox("localiser", LOCALISERS.names(), key="loc_method",
@@ -26,10 +26,9 @@ if ctx is not None:
     if st.button("Run localiser", type="primary", key="loc_run"):
         if run_safely(config_from_dict, LOCALISERS.get(method).Config, options) is not None:
             with progress(f"localising with {method}", "localise"):
-                res = run_safely(localise_cached, loaded, task, method, options, True)
+                res = run_safely(pipeline().localise, loaded, task, method, options)
             if res is not None:
-                loc, path, reused = res
-                ss.localisations[label] = {"loc": loc, "path": str(path), "reused": reused,
+                ss.localisations[label] = {"loc": res.localisation, "path": str(res.path), "reused": res.reused,
                                            "seconds": ss.timings["localise"]}
     if ss.localisations:
         shown = st.selectbox("show", list(ss.localisations), index=len(ss.localisations) - 1, key="loc_show")
@@ -50,8 +49,8 @@ if ctx is not None:
 
             m = agreement_matrix({k: v["loc"] for k, v in ss.localisations.items()}, frac)
             st.plotly_chart(figure_agreement({loaded.spec: m}), key="loc_agreement")
-        if loc.kind == "feature" and st.button("SAE feature cards", key="loc_cards"):
-            from workbench.localise.sae import feature_cards
+        if loc.kind == "sae_feature" and st.button("SAE feature cards", key="loc_cards"):
+            from workbench.localise.sae_features import feature_cards
             from workbench.sae import cached_sae
 
             top = loc.top(k=8)
@@ -65,12 +64,12 @@ if ctx is not None:
                                 f"tokens: `{' '.join(card['top_tokens'])}`")
                     for c in card["contexts"]:
                         st.text(f"{c['activation']:7.2f}  {c['text']}")
-    if getattr(loaded.model.config, "num_local_experts", None):
+    if "expert" in loaded.arch.units:
         st.subheader("MoE routing")
         if st.button("Show routing on forget vs retain text", key="loc_routing"):
-            from workbench.localise.data import split_examples
             from workbench.localise.experts import routing
             from workbench.localise.figures import figure_routing
+            from workbench.tasks.prompts import split_examples
 
             with progress("routing", "routing"):
                 fa, _ = routing(loaded, split_examples(task, "forget", 100, 0))

@@ -16,11 +16,9 @@ spec = st.text_input("model path or hub id", key="model_other") if choice.starts
 task_name = st.text_input("forget task", ss.task_name, key="task_input",
                           help="default (the model's own task) or real:TOPIC (e.g. real:France, pretrained models)")
 if st.button("Load", type="primary", key="load"):
-    from workbench.tasks import task_for
-
     with progress("loading", "load"):
         loaded = run_safely(load_model, spec) if spec else None
-        task = run_safely(task_for, loaded, task_name) if loaded is not None else None
+        task = run_safely(loaded.task, task_name) if loaded is not None else None
     if not spec:
         st.error("model: give a model path or hub id")
     if task is not None:
@@ -29,17 +27,13 @@ if st.button("Load", type="primary", key="load"):
         ss.model_spec, ss.task_name = spec, task_name
 
 if ss.model_spec:
-    from workbench.tasks import task_for
-
     loaded = load_model(ss.model_spec)
-    task = task_for(loaded, ss.task_name)
+    task = loaded.task(ss.task_name)
     st.success(f"**{loaded.spec}**: {loaded.n_params:,} parameters, {loaded.model.config.num_hidden_layers} layers "
                f"({loaded.source}). Task **{task.name}**: " +
                ", ".join(f"{s} {len(task.facts(s))} facts" for s in ("forget", "retain", "neighbour")))
     with st.expander("compose a forget task: only some relations or people of the forget split"):
-        from workbench.tasks import task_for as base_for
-
-        base = base_for(loaded, ss.task_name.partition("?")[0])
+        base = loaded.task(ss.task_name.partition("?")[0])
         forget = base.facts("forget")
         rels = st.multiselect("relations", sorted({f.relation for f in forget}), key="compose_rel")
         subs = st.multiselect("people / subjects", sorted({f.subject for f in forget}), key="compose_sub")
@@ -48,7 +42,7 @@ if ss.model_spec:
 
             q = urlencode({k: ",".join(v) for k, v in (("relations", rels), ("subjects", subs)) if v})
             composed = f"{ss.task_name.partition('?')[0]}?{q}"
-            if run_safely(base_for, loaded, composed) is not None:
+            if run_safely(loaded.task, composed) is not None:
                 ss.task_name = composed
                 ss.localisations, ss.edit, ss.probe = {}, None, None
                 st.rerun()
@@ -57,7 +51,6 @@ if ss.model_spec:
         st.dataframe([{"form": n, "prompt": task.render(fact, n).prompt, "answer": task.render(fact, n).answer}
                       for n in task.forms if fact.relation in task.forms[n].templates], width="stretch")
     if st.button("What does it know?", key="know"):
-        from workbench.localise.figures import figure_knowledge
         from workbench.models.knowledge import knowledge
 
         with progress("scoring every fact in every form", "knowledge"):

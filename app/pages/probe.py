@@ -7,19 +7,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import streamlit as st  # noqa: E402
 
-from common import current, load_model, progress, run_safely, state  # noqa: E402
+from common import current, pipeline, progress, run_safely, state  # noqa: E402
 
 ss = state()
 st.title("Probe")
 ctx = current()
 if ctx is not None:
     loaded, task = ctx
-    from probes import FAMILIES, Edited, probe
-    from probes.base import FAMILY_NAMES
+    from probes import FAMILIES
 
     if ss.edit is None:
         st.info("No edit yet: the original (and its oracle) are probed alone. Make one on the **Edit** page.")
-    families = st.multiselect("probes", list(FAMILY_NAMES), default=["behaviour", "tofu", "muse", "traces", "latent",
+    families = st.multiselect("probes", FAMILIES.names(), default=["behaviour", "tofu", "muse", "traces", "latent",
                                                                         "relearn"], key="pr_families",
                               format_func=lambda n: f"{n}: {FAMILIES.get(n).summary}")
     c1, c2, c3 = st.columns(3)
@@ -27,18 +26,13 @@ if ctx is not None:
     steps = c2.number_input("relearning steps", 1, 200, 10, key="pr_steps")
     method = c3.selectbox("relearning", ["full", "lora"], key="pr_method")
     if st.button("Run probes", type="primary", key="pr_run"):
-        edit = ss.edit
-        edited = None
-        if edit is not None:
-            edited = Edited(edit["operator"], lambda: edit["edit"].applied(loaded.model), Path(edit["path"]).name)
-        oracle = load_model(loaded.oracle_spec) if loaded.oracle_spec else "auto"
-        config = {"families": tuple(families), "max_facts": int(max_facts), "relearn_steps": int(steps),
-                  "relearn_method": method}
+        edit = ss.edit["edit"] if ss.edit is not None else None
+        config = {"families": tuple(families), "max_facts": int(max_facts), "relearn.steps": int(steps),
+                  "relearn.method": method}
         with progress("probing", "probe") as bar:
             def step(role, fam, done, total):
                 bar.progress(min(1.0, done / max(total, 1)), text=f"probing {role}: {fam} ({done}/{total})")
-            ss.probe = run_safely(probe, loaded, task, edited=edited, oracle=oracle, config=config,
-                                  progress=False, on_step=step)
+            ss.probe = run_safely(pipeline().probe, loaded, task, edit=edit, config=config, on_step=step)
     result = ss.probe
     if result is not None:
         from probes.figures import figure_latent, figure_relearning, figure_summary, figure_traces

@@ -28,8 +28,8 @@ elif not (where / "study.sqlite").is_file():
     st.error(f"{str(where)!r} holds no study.sqlite: expected a run directory written by `workbench study run`")
 else:
     from workbench.study import Store
-    from workbench.study.report import (agreement_matrix, figure_agreement, figure_pareto, figure_relearning,
-                                        figure_traces, reference_rows, study_rows)
+    from workbench.study.report import (figure_agreement, figure_pareto, figure_study_relearning,
+                                        figure_study_traces, reference_rows, study_agreement, study_rows)
 
     with Store(where / "study.sqlite") as store:
         rows = study_rows(store)
@@ -45,9 +45,9 @@ else:
         st.dataframe([{k: v for k, v in r.items() if k not in ("result", "localisation", "edit")} for r in keep],
                      width="stretch", height=300)
         st.plotly_chart(figure_pareto(keep, refs), key="st_pareto")
-        st.plotly_chart(figure_relearning(store, ids), key="st_relearn")
-        st.plotly_chart(figure_traces(keep), key="st_traces")
-        matrices = agreement_matrix(store, ids)
+        st.plotly_chart(figure_study_relearning(store, ids), key="st_relearn")
+        st.plotly_chart(figure_study_traces(keep), key="st_traces")
+        matrices = study_agreement(store, ids)
         if matrices:
             st.plotly_chart(figure_agreement(matrices), key="st_agreement")
     st.subheader("one cell")
@@ -59,10 +59,10 @@ else:
             st.error(row["error"])
         elif row["result"]:
             from probes import ProbeResult
-            from probes.figures import figure_relearning as cell_relearning
+            from probes.figures import figure_relearning
 
             result = run_safely(ProbeResult.load, row["result"])
             if result is not None:
                 st.dataframe([{"metric": m.name, **{r: m.values.get(r) for r in ("original", "edited", "oracle")}}
                               for m in result.metrics], width="stretch", height=300)
-                st.plotly_chart(cell_relearning(result), key="st_cell_relearn")
+                st.plotly_chart(figure_relearning(result), key="st_cell_relearn")

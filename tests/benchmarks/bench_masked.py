@@ -24,9 +24,9 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)
-    from workbench.cli import table
-    from workbench.edit.losses import LossConfig
-    from workbench.edit.trainer import TrainConfig, unlearn
+    from workbench.cli.common import table
+    from workbench.edit.losses import NPOConfig
+    from workbench.edit.trainer import unlearn
     from workbench.localise import localise
     from workbench.models import load
 
@@ -42,7 +42,7 @@ def main() -> None:
     for _ in range(args.repeats):  # interleaved, so drift hits every variant alike
         for name, mask in masks.items():
             t0 = time.perf_counter()
-            r = unlearn(m, task, LossConfig(loss="npo"), TrainConfig(steps=args.steps), mask, progress=False)
+            r = unlearn(m, task, NPOConfig(steps=args.steps), mask, progress=False)
             times[name].append((time.perf_counter() - t0) / r.steps_done)
     base = statistics.median(times["unmasked"])
     rows = [{"variant": k, "trainable": "all" if v is None else sum(int(x.sum()) for x in v.values()),

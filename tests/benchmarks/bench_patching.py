@@ -24,10 +24,10 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)
-    from workbench.cli import table
+    from workbench.cli.common import table
     from workbench.localise.circuits import CircuitConfig, node_groups, patching_scores
-    from workbench.localise.data import build_prompts
-    from workbench.localise.faithfulness import spearman
+    from workbench.tasks.prompts import build_prompts
+    from workbench.localise.agreement import spearman
     from workbench.models import load
 
     rows = []

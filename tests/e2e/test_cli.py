@@ -87,7 +87,7 @@ def test_localise_bad_input_is_one_clear_line(args, needle):
 def test_edit_prints_original_edited_oracle_and_writes_artifacts(tmp_path):
     r = run("edit", "--model", SMALL_SPEC, "--method", "circuits", "-l", "nodes=neuron", "-l", "max_facts=40",
             "--operator", "npo", "-o", "steps=6", "-o", "batch_size=16", "--out", str(tmp_path / "edit"),
-            "--export", str(tmp_path / "hf"), "--max-facts", "20")
+            "--export", str(tmp_path / "hf"), "--max-facts", "20", "--fresh")
     assert r.returncode == 0, r.stderr
     for needle in ("original", "edited (npo)", "oracle", "forget", "retain", "neighbour", "weights changed"):
         assert needle in r.stdout, r.stdout
@@ -112,7 +112,7 @@ def test_edit_bad_input_is_one_clear_line(args, needle):
 def test_probe_cli_prints_the_table_and_writes_json_and_figures(tmp_path):
     spec = "testbed:dense?people=40&attributes=3&steps=600"
     out = tmp_path / "result.json"
-    r = run("probe", "--model", spec, "--probes", "behaviour,relearn", "-o", "relearn_steps=4",
+    r = run("probe", "--model", spec, "--probes", "behaviour,relearn", "-o", "relearn.steps=4",
             "--json", str(out), "--figures", str(tmp_path / "fig"), "--fresh")
     assert r.returncode == 0, r.stderr
     assert "behaviour.forget.all" in r.stdout and "relearn.forget.gap" in r.stdout
@@ -127,7 +127,8 @@ def test_probe_cli_prints_the_table_and_writes_json_and_figures(tmp_path):
 
 @pytest.mark.parametrize("args,needle", [
     (("probe", "--probes", "behaviour,vibes"), "probe 'vibes'"),
-    (("probe", "-o", "relearn_steps=many"), "relearn_steps"),
+    (("probe", "-o", "relearn.steps=many"), "steps='many'"),
+    (("probe", "-o", "relearn_steps=4"), "it is now called 'relearn.steps'"),
     (("probe", "--edit", "/nonexistent/edit"), "/nonexistent/edit"),
 ])
 def test_probe_cli_bad_input(args, needle):

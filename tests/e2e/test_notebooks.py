@@ -4,6 +4,7 @@ notebook checks that its closing conclusion still matches the numbers it measure
 import ast
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -42,8 +43,9 @@ def test_there_are_three_notebooks_without_stale_outputs():
         book = json.loads(path.read_text())
         code = [c for c in book["cells"] if c["cell_type"] == "code"]
         assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), path.name
-        last = book["cells"][-1]
-        assert last["cell_type"] == "markdown" and any(ch.isdigit() for ch in "".join(last["source"])), path.name
+        last = book["cells"][-1]  # the conclusion: its statements asserted, its numbers this run's
+        assert last["cell_type"] == "code" and 'Markdown(f"""## Conclusion' in "".join(last["source"]), path.name
+        assert "assert " in "".join(last["source"]), path.name
         source = "\n".join("".join(c["source"]) for c in code)
         assert private_names(source) == [], f"{path.name} uses private names: {private_names(source)}"
 
@@ -71,11 +73,13 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch, default_dense,
         monkeypatch.setenv("WORKBENCH_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("WORKBENCH_NB_SMOLLM2", "1")  # notebook 1's optional SmolLM2 section runs too
     client = NotebookClient(book, timeout=1200, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
-    client.execute()  # raises CellExecutionError naming the cell on any failure (the claims checks included)
+    client.execute()  # raises CellExecutionError naming the cell on any failure (the conclusion's asserts included)
     out = Path(__file__).resolve().parents[2] / "test-output" / "notebooks"
     out.mkdir(parents=True, exist_ok=True)
     nbformat.write(book, out / path.name)  # the executed copy, for reading
     outputs = [o for c in book.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    conclusion = "".join(o.get("data", {}).get("text/markdown", "") for o in book.cells[-1].get("outputs", []))
+    assert conclusion.startswith("## Conclusion") and re.search(r"\d\.\d{3}", conclusion), conclusion[:300]
     figures = sum("Plotly.newPlot" in o.get("data", {}).get("text/html", "") for o in outputs)
     shown = sum(".show()" in line for c in book.cells if c.cell_type == "code" for line in c.source.splitlines())
     assert figures >= shown > 0, f"{figures} plotly figures drawn for {shown} .show() calls"

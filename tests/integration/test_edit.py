@@ -132,7 +132,7 @@ def test_every_operator_runs(operator, small_dense, task, neurons):
     loc = None if operator in ("directional", "lunar") else neurons
     if operator == "sae-clamp":  # SAE features, from an SAE trained here with sae-lens
         loc = localise(small_dense, task, "sae", {"layer": 1, "sae_tokens": 60_000}, progress=False)
-        with pytest.raises(ValueError, match="SAE feature localisation"):
+        with pytest.raises(ValueError, match="operator 'sae-clamp' takes localisations of sae_feature sites"):
             apply_operator(small_dense, neurons, task, operator, options, progress=False)
     edit = apply_operator(small_dense, loc, task, operator, options, progress=False)
     assert edit.weights or edit.interventions
@@ -154,7 +154,7 @@ def test_remove_experts_routes_around_the_expert(small_moe):
             handle.remove()
     clean = routed(small_moe.model)
     expert = int(seen[-1][0, 0])  # an expert layer 1 uses on this text
-    loc = Localisation("expert", (ExpertSite(1, expert), ExpertSite(2, 0)), torch.tensor([2.0, 1.0]),
+    loc = Localisation((ExpertSite(1, expert), ExpertSite(2, 0)), torch.tensor([2.0, 1.0]),
                        {"localiser": "manual"})
     edit = apply_operator(small_moe, loc, task, "remove-experts", {"k": 1}, progress=False)
     with edit.applied(small_moe.model):
@@ -194,19 +194,18 @@ def test_uoe_trains_only_the_top_expert_and_its_router_with_the_anchor(small_moe
 def test_expert_ablations(mode, small_moe, tmp_path):
     """zero (down projection set to 0, a weight edit), mean and resample (the expert's output
     on the tokens routed to it replaced, router weights kept) ablate exactly one expert."""
-    from workbench.edit.edit import expert_outputs
-
     task = small_moe.task()
     loc = localise(small_moe, task, "experts", {"max_facts": 20}, progress=False)
     top = loc.top(k=1)[0]
     edit = apply_operator(small_moe, loc, task, "ablate", {"mode": mode, "k": 1, "max_facts": 20})
     assert bool(edit.weights) == (mode == "zero") and len(edit.interventions) == (mode != "zero")
     ids = torch.tensor([small_moe.tokenizer(ex.text)["input_ids"] for ex in list(task.examples("forget"))[:1]])
-    path = f"model.layers.{top.layer}.mlp.experts"
+    table = small_moe.arch  # where the experts live and how one expert's output is recomputed
+    path = table.experts.format(L=top.layer)
     seen = {}
 
     def grab(m, args, out):
-        seen["routed"] = expert_outputs(m, args, top.expert)[0]
+        seen["routed"] = table.expert_outputs(m, args, top.expert)[0]
         seen.setdefault("out", []).append(out.detach().clone())
         return out
 

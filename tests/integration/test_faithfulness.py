@@ -2,77 +2,75 @@
 forget facts more than random sites of the same kind and budget (mean of 5 draws)."""
 import pytest
 
-from workbench.localise import agreement, faithfulness, localise
+from workbench.faithfulness import ablation_check, expert_removal_check, sae_clamp_check
+from workbench.localise import agreement, localise
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-# Issue "Localisers I", measured on testbed:dense: ablating the top sites at 1% and 5% of the
-# site kind lowers forget accuracy >= 2x as much as random sites (mean of 5 draws), and retain
-# accuracy drops less than forget accuracy.
-# Forget-specific: they meet it with a margin, forget dropping at least twice as much as retain
-# (measured, forget / retain drop at 1% and 5%: OCT neurons 0.020/0.002, 0.252/0.058; FLU
-# 0.058/0.018, 0.302/0.148; selective 0.112/0.010, 0.485/0.128).
+# What holds on any machine these models are trained on (the weights, and with them every
+# drop, differ from one CPU to another), measured on testbed:dense with 200 facts per split and
+# 5 random draws. Forget-specific localisers meet the criterion (forget falls at least twice as
+# far as with random sites, and further than retain) at 1% and 5% of their site kind, and at 5%,
+# where the effect is above noise, forget falls at least 1.5x as far as retain. Measured here,
+# forget / retain drop at 1% and 5%: OCT neurons 0.018/0.004, 0.132/0.058; FLU 0.023/0.014,
+# 0.215/0.072; selective 0.235/0.058, 0.360/0.163 (on the machine of the first measurement:
+# 0.020/0.002, 0.252/0.058; 0.058/0.018, 0.302/0.148; 0.112/0.010, 0.485/0.128).
 SPECIFIC = {
     "circuits[oct,neuron]": ("circuits", {"mode": "oct", "nodes": "neuron"}),
     "circuits[flu]": ("circuits", {"mode": "flu"}),
     "selective": ("selective", {}),
 }
-# They meet the criterion's letter, but retain falls almost as far as forget: what they find is
-# needed by every fact (OCT's top node, the last MLP output: 0.997/0.994; SalUn 0.633/0.610 at 1%,
-# 0.988/0.986 at 5%). The margin is within sampling noise (WAGLE's flips with the sample, below).
-LITERAL = {
+# These find what every fact needs: far beyond random sites, but retain falls about as far as
+# forget (whether a hair less or a hair more is noise: OCT's top node, the last MLP output,
+# 0.998/0.999 here and 0.997/0.994 before; SalUn 0.712/0.609 and 0.633/0.610 at 1%; WAGLE
+# 0.897/0.870 and 0.890/0.898).
+NOT_SPECIFIC = {
     "circuits[oct]": ("circuits", {}),
     "salun": ("salun", {}),
+    "wagle": ("wagle", {}),
 }
-# Measured failures, kept as strict xfails so that a change that fixes them is noticed:
+# Measured failure, kept as a strict xfail so that a change that fixes it is noticed:
 FAILING = {
-    "concept": ("concept", {}, "forget drop -0.002 (1%) and 0.007 (5%) against random 0.001 and 0.008: the "
+    "concept": ("concept", {}, "forget drop 0.002 (1%) and 0.010 (5%) against random 0.002 and 0.005: the "
                 "testbed's forget people have no vocabulary of their own (a world with a unique nickname each, "
                 "branch exp-nicknames, did not help either: see the closing note of issue 3)"),
-    "wagle": ("wagle", {}, "zeroing the top 1% of weights: retain drop 0.8975 > forget drop 0.890 (random "
-              "0.002); WAGLE picks weights every fact needs (embeddings, layer-0 attention)"),
 }
 
 
 @pytest.fixture(scope="module")
 def localisations(default_dense):
     task = default_dense.task()
-    runs = {**SPECIFIC, **LITERAL, **{k: v[:2] for k, v in FAILING.items()}}
+    runs = {**SPECIFIC, **NOT_SPECIFIC, **{k: v[:2] for k, v in FAILING.items()}}
     return task, {label: localise(default_dense, task, m, o, progress=False) for label, (m, o) in runs.items()}
 
 
-def _check_criterion(loaded, task, loc, retain_factor: float = 1.0):
-    rows = faithfulness(loaded, task, loc, budgets=(0.01, 0.05), draws=5)
-    for row in rows:
-        assert row.forget_drop >= 2 * row.random_forget_drop and row.forget_drop > 0, row.as_dict()
-        assert row.retain_drop * retain_factor < row.forget_drop, row.as_dict()
-    assert rows[1].forget_drop >= 0.05, rows[1].as_dict()  # at 5% the effect is not noise
+def _rows(loaded, task, loc):
+    return ablation_check(loaded, task, loc, budgets=(0.01, 0.05), draws=5)
 
 
 @pytest.mark.parametrize("label", list(SPECIFIC))
 def test_forget_specific_localisers_meet_the_criterion_with_a_margin(label, default_dense, localisations):
     task, locs = localisations
-    _check_criterion(default_dense, task, locs[label], retain_factor=2.0)
+    rows = _rows(default_dense, task, locs[label])
+    for row in rows:
+        assert row.passed, row.as_dict()  # >= 2x random, and retain falls less than forget
+    at5 = rows[1]
+    assert at5.forget_drop >= 0.05 and at5.forget_drop >= 1.5 * at5.retain_drop, at5.as_dict()
 
 
-@pytest.mark.parametrize("label", list(LITERAL))
-def test_localisers_that_meet_only_the_letter_of_the_criterion(label, default_dense, localisations):
+@pytest.mark.parametrize("label", list(NOT_SPECIFIC))
+def test_localisers_that_find_what_every_fact_needs(label, default_dense, localisations):
     task, locs = localisations
-    _check_criterion(default_dense, task, locs[label])
+    for row in _rows(default_dense, task, locs[label]):
+        assert row.forget_drop >= 2 * row.random_forget_drop + 0.1, row.as_dict()  # far beyond random
+        assert row.retain_drop >= row.forget_drop / 1.5, row.as_dict()  # but not forget-specific
 
 
 @pytest.mark.parametrize("label", [pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=v[2]))
                                    for k, v in FAILING.items()])
 def test_localisers_that_miss_the_faithfulness_criterion(label, default_dense, localisations):
     task, locs = localisations
-    _check_criterion(default_dense, task, locs[label])
-
-
-def test_weight_saliency_beats_random_weights(default_dense, localisations):
-    """WAGLE's half of the criterion that does hold: far beyond random weights at both budgets."""
-    task, locs = localisations
-    for row in faithfulness(default_dense, task, locs["wagle"], budgets=(0.01, 0.05), draws=5):
-        assert row.forget_drop >= 2 * row.random_forget_drop and row.forget_drop > 0.1, row.as_dict()
+    assert all(row.passed for row in _rows(default_dense, task, locs[label]))
 
 
 def test_agreement_table_covers_every_pair(localisations):
@@ -99,11 +97,9 @@ def test_default_saes_reconstruct_with_few_active_features(default_dense):
 def test_clamping_selected_sae_features_beats_random_features(n, default_dense):
     """Conditional negative clamp (c = 50) of the top-N SAEBench features vs N random features
     of similar firing rate (mean of 5 draws)."""
-    from workbench.localise.sae import clamp_check
-
     task = default_dense.task()
     loc = localise(default_dense, task, "sae", {}, progress=False)  # layer 1, the default SAE
-    row = clamp_check(default_dense, task, loc, n=n, c=50.0, draws=5)
+    row = sae_clamp_check(default_dense, task, loc, n=n, c=50.0, draws=5)
     assert row["forget_drop"] >= 2 * row["random_forget_drop"] and row["forget_drop"] > 0.03, row
     assert row["retain_drop"] < row["forget_drop"], row
 
@@ -115,21 +111,17 @@ def test_clamping_selected_sae_features_beats_random_features(n, default_dense):
 def test_removing_the_top_affinity_expert_beats_random_experts_of_other_layers(default_moe):
     """UOE on testbed:moe: masking the top-affinity expert in its router lowers forget accuracy
     more than masking a random expert of another layer (mean of 5 draws)."""
-    from workbench.edit.checks import expert_removal_check
-
     task = default_moe.task()
     loc = localise(default_moe, task, "experts", {}, progress=False)
     row = expert_removal_check(default_moe, task, loc, draws=5)
     assert row["forget_drop"] > row["random_forget_drop"] + 0.05, row
 
 
-def test_expert_removal_check_refuses_other_kinds_and_faithfulness_refuses_experts(default_moe, small_dense):
-    from workbench.edit.checks import expert_removal_check
-
+def test_expert_removal_check_refuses_other_kinds_and_ablation_refuses_experts(default_moe, small_dense):
     task = default_moe.task()
     experts = localise(default_moe, task, "experts", {}, progress=False)
-    with pytest.raises(ValueError, match="expert sites: use workbench.edit.checks.expert_removal_check"):
-        faithfulness(default_moe, task, experts)
+    with pytest.raises(ValueError, match="expert sites .workbench.faithfulness.check picks the check"):
+        ablation_check(default_moe, task, experts)
     weights = localise(small_dense, small_dense.task(), "random", {}, progress=False)
     with pytest.raises(ValueError, match="takes an expert localisation; 'random' gives weight sites"):
         expert_removal_check(small_dense, small_dense.task(), weights)

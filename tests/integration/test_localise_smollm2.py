@@ -3,8 +3,11 @@ task (forget = facts about France). Slow ones use a subset of layers (named belo
 import pytest
 import torch
 
+from workbench.edit import Edit
+from workbench.edit.ablations import unit_ablation
 from workbench.localise import localise
-from workbench.localise.faithfulness import accuracies, mean_ablated, mean_activations, eval_examples
+from workbench.models.readouts import accuracies
+from workbench.tasks.prompts import eval_examples
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -41,8 +44,9 @@ def test_oct_top_nodes_carry_the_facts(smollm2, task):
     loc = localise(smollm2, task, "circuits", {}, progress=False)
     examples = eval_examples(task, max_facts=40)
     base = accuracies(smollm2, task, examples=examples)
-    means = mean_activations(smollm2, task, list(loc.sites), max_facts=40)
-    with mean_ablated(smollm2.model, loc.top(k=3), means):
+    ablated = Edit("ablate", interventions=unit_ablation(smollm2, task, loc.top(k=3), "mean", max_facts=40,
+                                                         positions="after_first"))
+    with ablated.applied(smollm2.model):
         top = accuracies(smollm2, task, examples=examples)
     assert base["forget"] - top["forget"] >= 0.5
 

@@ -9,9 +9,9 @@ import torch
 from workbench.localise import LOCALISERS, Localisation, localise
 from workbench.localise.base import localise_cached
 from workbench.localise.circuits import CircuitConfig, node_groups, patching_scores
-from workbench.localise.concept import causal_check
-from workbench.localise.data import build_prompts
-from workbench.localise.faithfulness import spearman
+from workbench.faithfulness import concept_noise_check
+from workbench.localise.agreement import spearman
+from workbench.tasks.prompts import build_prompts
 from workbench.models.arch import resolve
 
 pytestmark = pytest.mark.integration
@@ -98,7 +98,7 @@ def test_noise_corruption_and_flu_mode_run(small_dense, task):
 def test_concept_causal_check_restores_weights_bit_identically(small_dense, task):
     loc = localise(small_dense, task, "concept", {}, progress=False)
     before = {n: p.detach().clone() for n, p in small_dense.model.named_parameters()}
-    result = causal_check(small_dense, task, loc, n=50, sigma=5.0, max_facts=20)
+    result = concept_noise_check(small_dense, task, loc, n=50, sigma=5.0, max_facts=20)
     assert result["restored"]
     assert all(torch.equal(before[n], p) for n, p in small_dense.model.named_parameters())
     assert result["forget_drop"] > 0 or result["retain_drop"] > 0  # large noise does change answers

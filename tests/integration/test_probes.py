@@ -1,23 +1,25 @@
 """Probes on the small testbed: they separate the original from the oracle, two oracles
 from each other not, hook edits from weight edits; the model is left as it was."""
 import pytest
-import torch
 
-from probes import Edited, ProbeConfig, probe
+from probes import ProbeConfig, probe
 from probes.figures import FIGURES
 from workbench.edit import apply_operator
 from workbench.localise import localise
-from workbench.localise.localisation import model_fingerprint
 from workbench.models.knowledge import knowledge
+from workbench.models.readouts import model_fingerprint
+from workbench.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def baseline(small_dense, small_dense_oracle):
-    """original vs oracle, every family, computed once (cache off: honest numbers)."""
+    """original vs oracle, every family (the pipeline gives traces the concept vectors), computed
+    once (cache off: honest numbers)."""
     before = model_fingerprint(small_dense.model)
-    result = probe(small_dense, oracle=small_dense_oracle, progress=False, use_cache=False)
+    result = Pipeline(progress=False).probe(small_dense, small_dense.task(), oracle=small_dense_oracle,
+                                            use_cache=False)
     assert model_fingerprint(small_dense.model) == before, "probing changed the model"
     return result
 
@@ -36,7 +38,7 @@ def test_probes_separate_the_original_from_the_oracle(baseline):
     assert r.value("relearn.forget.gap", "original") > 0.4 and r.value("relearn.forget.gap", "oracle") == 0
     assert r.value("prompts.logit_lens.forget", "original") > r.value("prompts.logit_lens.forget", "oracle") + 0.5
     curve = r.metric("relearn.forget.final").curves["oracle"]
-    assert [p[0] for p in curve] == list(range(ProbeConfig().relearn_steps + 1))
+    assert [p[0] for p in curve] == list(range(ProbeConfig().family("relearn").config.steps + 1))
 
 
 def test_two_oracles_are_indistinguishable(small_dense, small_dense_oracle, small_dense_oracle_seed1):
@@ -55,6 +57,14 @@ def test_behaviour_matches_the_knowledge_table(small_dense, baseline):
     assert samples and all(s["generated"] == s["answer"] for s in samples)  # the original knows them
 
 
+def test_traces_without_concept_sites_say_so(small_dense):
+    """Called directly without `trace_sites`, the traces family measures what the edit touched
+    and says why the concept-vector metrics are missing."""
+    r = probe(small_dense, config={"families": ("traces",)}, oracle=None, progress=False, use_cache=False)
+    assert "no concept vectors given" in r.metric("traces.concept.cos").notes["original"]
+    assert r.value("traces.touched.count", "original") == 0
+
+
 def test_hook_edit_forgets_behaviourally_but_leaves_the_weights(small_dense):
     """An activation-level ablation removes the behaviour while every value vector stays in
     the weights: the parametric trace is intact (cos 1), unlike a fine-tuning edit."""
@@ -62,11 +72,12 @@ def test_hook_edit_forgets_behaviourally_but_leaves_the_weights(small_dense):
     loc = localise(small_dense, task, "concept", {}, progress=False)
     hook = apply_operator(small_dense, loc, task, "ablate", {"mode": "zero", "fraction": 0.25})
     tuned = apply_operator(small_dense, None, task, "graddiff", {"steps": 20})
-    cfg = {"families": ("behaviour", "traces"), "trace_vectors": 10}
-    rh = probe(small_dense, task, edited=Edited("ablate", lambda: hook.applied(small_dense.model), "h1"),
-               oracle=None, config=cfg, progress=False, use_cache=False)
-    rt = probe(small_dense, task, edited=Edited("graddiff", lambda: tuned.applied(small_dense.model), "t1"),
-               oracle=None, config=cfg, progress=False, use_cache=False)
+    cfg = {"families": ("behaviour", "traces"), "traces.vectors": 10}
+    sites = loc.top(k=10)  # the concept vectors to follow
+    rh = probe(small_dense, task, edit=hook, oracle=None, config=cfg, trace_sites=sites, progress=False,
+               use_cache=False)
+    rt = probe(small_dense, task, edit=tuned, oracle=None, config=cfg, trace_sites=sites, progress=False,
+               use_cache=False)
     assert rh.value("traces.concept.cos", "edited") == pytest.approx(1.0)
     assert rh.value("traces.touched.count", "edited") == 0
     assert "no value vector changed" in rh.metric("traces.touched.cos").notes["edited"]
@@ -92,8 +103,8 @@ def test_lora_relearning_restores_the_model(small_dense):
     before = model_fingerprint(small_dense.model)
     grads = [p.requires_grad for p in small_dense.model.parameters()]
     r = probe(small_dense, oracle=None, progress=False, use_cache=False,
-              config={"families": ("relearn",), "relearn_method": "lora", "relearn_steps": 3,
-                      "relearn_data": ("forget",), "max_facts": 8})
+              config={"families": ("relearn",), "relearn.method": "lora", "relearn.steps": 3,
+                      "relearn.data": ("forget",), "max_facts": 8})
     assert len(r.metric("relearn.forget.final").curves["original"]) == 4
     assert model_fingerprint(small_dense.model) == before
     assert [p.requires_grad for p in small_dense.model.parameters()] == grads
@@ -113,9 +124,9 @@ def test_figures_render(baseline):
 @pytest.mark.slow
 def test_every_probe_runs_on_smollm2_and_states_the_missing_oracle(smollm2):
     before = model_fingerprint(smollm2.model)
-    r = probe(smollm2, progress=False, use_cache=False,
-              config={"max_facts": 4, "relearn_steps": 1, "relearn_data": ("forget",), "trace_vectors": 5,
-                      "samples": 2})
+    r = Pipeline(progress=False).probe(smollm2, smollm2.task(), use_cache=False,
+                                       config={"max_facts": 4, "relearn.steps": 1, "relearn.data": ("forget",),
+                                               "traces.vectors": 5, "behaviour.samples": 2})
     assert model_fingerprint(smollm2.model) == before
     assert set(r.models) == {"original"} and "no oracle for smollm2" in r.missing["oracle"]
     for name in ("tofu.forget_quality", "muse.privleak", "relearn.forget.gap"):

@@ -7,8 +7,9 @@ import torch
 
 from workbench.edit import Edit, apply_operator
 from workbench.localise import localise
-from workbench.localise.sae import clamp_check, feature_cards, feature_stats
-from workbench.localise.localisation import model_fingerprint
+from workbench.faithfulness import sae_clamp_check
+from workbench.localise.sae_features import feature_cards
+from workbench.models.readouts import model_fingerprint
 from workbench.sae import SAEConfig, load_sae, resid_tokens, train_sae
 
 pytestmark = pytest.mark.integration
@@ -68,7 +69,7 @@ def test_clamp_edit_is_reversible_saved_and_refuses_export(small_dense, trained,
         assert torch.allclose(small_dense.model(input_ids=ids).logits, during)
     with pytest.raises(ValueError, match="sae_clamp"):
         edit.export(small_dense, tmp_path / "hf")
-    res = clamp_check(small_dense, task, loc, n=10, c=20.0, draws=2)
+    res = sae_clamp_check(small_dense, task, loc, n=10, c=20.0, draws=2)
     assert set(res) >= {"forget_drop", "random_forget_drop", "retain_drop", "pass"}
 
 

@@ -5,7 +5,8 @@ import json
 import pytest
 from transformers import AutoModelForCausalLM
 
-from workbench.tasks.realworld import all_facts, real_task, usable_task
+from workbench.models.forget_tasks import usable_task
+from workbench.tasks.realworld import all_facts, real_task
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

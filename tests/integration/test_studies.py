@@ -45,7 +45,7 @@ localisers = ["concept"]
 
 [probes]
 families = ["behaviour", "tofu", "traces", "relearn"]
-options = {{ max_facts = 10, relearn_steps = 3, samples = 1 }}
+options = {{ max_facts = 10, relearn = {{ steps = 3 }}, behaviour = {{ samples = 1 }} }}
 """
 
 
@@ -191,11 +191,11 @@ def test_report_and_export(reference, tmp_path):
     assert text.count("plotly.js v") <= 2 and "<table id='cells'" in text  # plotly inlined once: self-contained
     assert "src=\"http" not in text and len(text) > 1_000_000
 
-    from workbench.study.report import agreement_matrix, figure_pareto, reference_rows, study_rows
+    from workbench.study.report import figure_pareto, reference_rows, study_agreement, study_rows
 
     with Store(reference.store_path) as store:
         rows, refs = study_rows(store), reference_rows(store)
-        matrix = agreement_matrix(store)
+        matrix = study_agreement(store)
     fig = figure_pareto(rows, refs)
     assert sum(len(t.x) for t in fig.data if t.mode == "markers") == 6  # one marker per cell
     assert {t.name for t in fig.data} >= {"original", "oracle"}

@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from workbench.localise.faithfulness import agreement, spearman
+from workbench.localise.agreement import agreement, spearman
 from workbench.localise.localisation import Localisation, top_flat
 from workbench.registry import Registry, config_from_dict, parse_options
 from workbench.sites import HeadSite, NeuronSite, Site, WeightSite
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.unit
 
 
 def _neurons(scores):
-    return Localisation("neuron", tuple(NeuronSite(i // 4, i % 4) for i in range(len(scores))),
+    return Localisation(tuple(NeuronSite(i // 4, i % 4) for i in range(len(scores))),
                         torch.tensor(scores), {"localiser": "t"})
 
 
@@ -36,14 +36,36 @@ def test_top_rejects_bad_budgets(kwargs, needle):
 
 
 def test_invalid_localisations_are_refused():
-    with pytest.raises(ValueError, match="kind 'blob'"):
-        Localisation("blob", (), torch.tensor([]))
+    with pytest.raises(ValueError, match="at least one site"):
+        Localisation((), torch.tensor([]))
+    with pytest.raises(TypeError, match="Site values"):
+        Localisation(("blocks.0.attn.head.0",), torch.tensor([1.0]))
     with pytest.raises(ValueError, match="2 sites but 1 scores"):
-        Localisation("head", (HeadSite(0, 0), HeadSite(0, 1)), torch.tensor([1.0]))
+        Localisation((HeadSite(0, 0), HeadSite(0, 1)), torch.tensor([1.0]))
     with pytest.raises(ValueError, match="once"):
-        Localisation("head", (HeadSite(0, 0), HeadSite(0, 0)), torch.tensor([1.0, 2.0]))
+        Localisation((HeadSite(0, 0), HeadSite(0, 0)), torch.tensor([1.0, 2.0]))
     with pytest.raises(ValueError, match="weight_scores"):
-        Localisation("weight", (WeightSite(0, "mlp.W_in"),), torch.tensor([1.0]))
+        Localisation((WeightSite(0, "mlp.W_in"),), torch.tensor([1.0]))
+    with pytest.raises(ValueError, match="weight sites only"):
+        Localisation((WeightSite(0, "mlp.W_in"), HeadSite(0, 0)), torch.tensor([1.0, 2.0]),
+                     weight_scores={"a.weight": torch.ones(2)})
+
+
+def test_kind_follows_from_the_sites_in_one_vocabulary():
+    from workbench.sites import SiteKind
+
+    assert _neurons([1.0]).kinds == {SiteKind.NEURON} and _neurons([1.0]).kind == "neuron"
+    mixed = Localisation((HeadSite(0, 0), Site.parse("blocks.1.hook_mlp_out")), torch.tensor([1.0, 2.0]))
+    assert mixed.kinds == {SiteKind.HEAD, SiteKind.HOOK} and mixed.kind == "head+hook"
+    assert _weight_loc().kind == SiteKind.WEIGHT == "weight"
+
+
+def test_identity_is_the_content():
+    a, b = _neurons([0.3, 0.1]), _neurons([0.3, 0.1])
+    b.provenance["seconds"] = 9.0
+    assert a.identity == b.identity  # provenance is not content
+    assert a.identity != _neurons([0.3, 0.2]).identity
+    assert _weight_loc().identity != _neurons([1.5, 1.25]).identity
 
 
 def test_top_flat_selects_exactly_n_even_with_ties():
@@ -60,7 +82,7 @@ def _weight_loc():
     sites = (WeightSite(0, "mlp.W_in"), WeightSite(0, "mlp.W_out"))
     ws = {"a.weight": torch.tensor([[0.1, 0.9], [0.2, 0.3]]), "b.weight": torch.tensor([0.5, 0.05, 0.7])}
     slices = {"blocks.0.mlp.W_in": ["a.weight", [[None, None]]], "blocks.0.mlp.W_out": ["b.weight", [[None, None]]]}
-    return Localisation("weight", sites, torch.tensor([1.5, 1.25]), {"localiser": "w", "site_slices": slices}, ws)
+    return Localisation(sites, torch.tensor([1.5, 1.25]), {"localiser": "w", "site_slices": slices}, ws)
 
 
 def test_weight_localisation_masks_count_scalars_globally():
@@ -86,7 +108,7 @@ def test_load_of_a_missing_directory_names_the_file(tmp_path):
 
 
 def test_per_layer_and_coarse_scores():
-    loc = Localisation("node", (HeadSite(0, 0), HeadSite(0, 1), NeuronSite(1, 3), Site.parse("blocks.1.hook_mlp_out")),
+    loc = Localisation((HeadSite(0, 0), HeadSite(0, 1), NeuronSite(1, 3), Site.parse("blocks.1.hook_mlp_out")),
                        torch.tensor([1.0, 2.0, 3.0, 4.0]), {})
     assert loc.coarse_scores() == {(0, "attn"): 3.0, (1, "mlp"): 7.0}
     rows = loc.per_layer(k=2)
@@ -96,7 +118,7 @@ def test_per_layer_and_coarse_scores():
 def test_registry_refuses_duplicates_and_names_what_it_accepts():
     reg = Registry("widget")
     reg.register("a")(object)
-    with pytest.raises(ValueError, match="already registered"):
+    with pytest.raises(RuntimeError, match="already registered"):
         reg.register("a")(object)
     with pytest.raises(ValueError, match="unknown widget 'b'; expected one of: a"):
         reg.get("b")
@@ -132,8 +154,8 @@ def test_spearman_matches_scipy_including_ties():
 
 
 def test_agreement_is_one_with_itself_and_symmetric_cells():
-    a = Localisation("node", (HeadSite(0, 0), NeuronSite(1, 0), NeuronSite(2, 0)), torch.tensor([3.0, 2.0, 1.0]), {})
-    b = Localisation("node", (HeadSite(0, 0), NeuronSite(1, 0), NeuronSite(2, 0)), torch.tensor([1.0, 2.0, 3.0]), {})
+    a = Localisation((HeadSite(0, 0), NeuronSite(1, 0), NeuronSite(2, 0)), torch.tensor([3.0, 2.0, 1.0]), {})
+    b = Localisation((HeadSite(0, 0), NeuronSite(1, 0), NeuronSite(2, 0)), torch.tensor([1.0, 2.0, 3.0]), {})
     rows = agreement({"a": a, "a2": a, "b": b}, k=1, fraction=0.34)
     by = {(r["a"], r["b"]): r for r in rows}
     assert by[("a", "a2")]["spearman"] == pytest.approx(1.0) and by[("a", "a2")]["jaccard@1"] == 1.0
@@ -142,20 +164,20 @@ def test_agreement_is_one_with_itself_and_symmetric_cells():
 
 
 def test_coarse_density_is_the_selected_share_per_cell():
-    loc = Localisation("node", (HeadSite(0, 0), HeadSite(0, 1), HeadSite(0, 2), HeadSite(0, 3), NeuronSite(1, 0)),
+    loc = Localisation((HeadSite(0, 0), HeadSite(0, 1), HeadSite(0, 2), HeadSite(0, 3), NeuronSite(1, 0)),
                        torch.tensor([5.0, 4.0, 0.0, 0.0, 3.0]), {})
     assert loc.coarse_density(fraction=0.4) == {(0, "attn"): 0.5, (1, "mlp"): 0.0}
     assert _weight_loc().coarse_density(fraction=3 / 7) == {(0, "mlp"): 3 / 7}
 
 
-def test_faithfulness_refuses_sae_features_and_names_the_check_that_takes_them():
+def test_ablation_check_refuses_sae_features_and_names_the_check_that_takes_them():
     """Mean ablation indexes the residual stream: an SAE feature id there would ablate the wrong
     column (or none), so the call is refused before anything runs."""
-    from workbench.localise.faithfulness import faithfulness
+    from workbench.faithfulness import ablation_check
     from workbench.sites import HookSite, SAEFeatureSite
 
     hook = Site.parse("blocks.1.hook_resid_post")
     assert isinstance(hook, HookSite)
-    loc = Localisation("feature", (SAEFeatureSite(hook, 781),), torch.tensor([1.0]), {"localiser": "sae"})
-    with pytest.raises(ValueError, match="feature sites: use workbench.localise.sae.clamp_check"):
-        faithfulness(None, None, loc)
+    loc = Localisation((SAEFeatureSite(hook, 781),), torch.tensor([1.0]), {"localiser": "sae"})
+    with pytest.raises(ValueError, match="sae_feature sites .workbench.faithfulness.check picks the check"):
+        ablation_check(None, None, loc)

@@ -5,7 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from workbench.edit.losses import LOSSES, LossConfig, Step, mean_ce, retain_term, seq_nll
+from workbench.edit.losses import (LOSSES, GAConfig, GradDiffConfig, MUConfig, NPOConfig, SimNPOConfig, Step,
+                                   mean_ce, retain_term, seq_nll)
 
 pytestmark = pytest.mark.unit
 
@@ -41,18 +42,17 @@ def test_nll_sum_mean_and_ce():
 def test_npo_and_simnpo_match_their_formulas():
     logits, labels = _batch()
     ref_nll = torch.tensor([1.0, 2.0, 0.5])
-    cfg = LossConfig(beta=0.3, simnpo_beta=2.0, simnpo_delta=0.1)
     nll = seq_nll(logits, labels, "sum")
-    npo = LOSSES.get("npo")().forget_part(Step(logits, labels, None, None, ref_forget_nll=ref_nll), cfg)
+    npo = LOSSES.get("npo")().forget_part(Step(logits, labels, None, None, ref_forget_nll=ref_nll), NPOConfig(beta=0.3))
     assert npo.item() == pytest.approx((-(2 / 0.3) * F.logsigmoid(0.3 * (nll - ref_nll))).mean().item(), abs=1e-5)
     nll_mean = seq_nll(logits, labels, "mean")
-    sim = LOSSES.get("simnpo")().forget_part(Step(logits, labels, None, None), cfg)
+    sim = LOSSES.get("simnpo")().forget_part(Step(logits, labels, None, None), SimNPOConfig(beta=2.0, delta=0.1))
     assert sim.item() == pytest.approx((-(2 / 2.0) * F.logsigmoid(2.0 * (nll_mean - 0.1))).mean().item(), abs=1e-5)
 
 
 def test_mechanistic_unlearning_loss_is_minus_log_one_minus_p_with_a_floor():
     logits, labels = _batch(1)
-    cfg = LossConfig(mu_floor=-5.0)
+    cfg = MUConfig(floor=-5.0)
     got = LOSSES.get("mu")().forget_part(Step(logits, labels, None, None), cfg)
     terms, count = [], 0
     for lp in _answer_logprobs(logits, labels):
@@ -73,13 +73,23 @@ def test_kl_retain_term_is_zero_against_itself_and_positive_otherwise():
 def test_gradient_ascent_has_no_retain_part_and_graddiff_has_one():
     logits, labels = _batch(3)
     step = Step(logits, labels, logits, labels)
-    assert set(LOSSES.get("ga")()(step, LossConfig())) == {"forget"}
-    parts = LOSSES.get("graddiff")()(step, LossConfig())
+    assert set(LOSSES.get("ga")()(step, GAConfig())) == {"forget"}
+    parts = LOSSES.get("graddiff")()(step, GradDiffConfig())
     assert set(parts) == {"forget", "retain"} and parts["forget"].item() == pytest.approx(-parts["retain"].item())
 
 
+def test_each_loss_has_its_own_config_with_its_kind():
+    for name in LOSSES.names():
+        cls = LOSSES.get(name)
+        assert cls.Config.kind == name
+    assert not hasattr(GAConfig(), "retain_weight") and not LOSSES.get("ga").uses_retain()
+    assert NPOConfig().beta == 0.1 and SimNPOConfig().beta == 2.5  # each loss's own default
+    from workbench.edit import OPERATORS
+    assert OPERATORS.get("npo").Config is NPOConfig and OPERATORS.get("uoe").Config.kind == "npo"
+
+
 def test_operator_budget_defaults_and_conflicts():
-    from workbench.edit.operators import budget
+    from workbench.edit.registry import budget
 
     assert budget(None, None) == {"k": None, "fraction": 0.05}
     assert budget(7, None) == {"k": 7, "fraction": None}

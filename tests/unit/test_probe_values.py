@@ -4,13 +4,12 @@ import math
 
 import pytest
 
-from probes import FAMILY_NAMES, Metric, ProbeConfig, ProbeResult
-from probes.base import nonmember_facts, subsample
-from probes.behaviour import _tr_score, ks_pvalue
+from probes import FAMILIES, Metric, ProbeConfig, ProbeResult
+from probes.base import nonmember_facts
 from probes.relearn import gap
 from probes.text import auc, rouge_l
-from workbench.registry import config_from_dict
-from workbench.tasks.task import Fact, ForgetTask, Form
+from probes.tofu import _tr_score, ks_pvalue
+from workbench.tasks.task import Fact, ForgetTask, Form, subsample
 
 pytestmark = pytest.mark.unit
 
@@ -61,13 +60,24 @@ def test_bad_inputs_are_named():
     with pytest.raises(FileNotFoundError, match="does not exist"):
         ProbeResult.load("/nonexistent/result.json")
     with pytest.raises(ValueError, match="probe 'vibes'"):
-        config_from_dict(ProbeConfig, {"families": "behaviour,vibes"}).check()
-    with pytest.raises(ValueError, match="relearn_method"):
-        config_from_dict(ProbeConfig, {"relearn_method": "magic"})
+        ProbeConfig.from_options({"families": "behaviour,vibes"})
+    with pytest.raises(ValueError, match="method='magic'"):
+        ProbeConfig.from_options({"relearn.method": "magic"})
+    with pytest.raises(ValueError, match="it is now called .relearn.method."):
+        ProbeConfig.from_options({"relearn_method": "full"})
     with pytest.raises(ValueError, match="mink_k"):
-        ProbeConfig(mink_k=0).check()
-    assert config_from_dict(ProbeConfig, {"families": "tofu,relearn"}).families == ("tofu", "relearn")
-    assert set(ProbeConfig().families) == set(FAMILY_NAMES)
+        ProbeConfig.from_options({"muse": {"mink_k": 0}})
+    with pytest.raises(ValueError, match="options for 'vibes'"):
+        ProbeConfig(options={"vibes": {}})
+    assert ProbeConfig.from_options({"families": "tofu,relearn"}).families == ("tofu", "relearn")
+    assert set(ProbeConfig().families) == set(FAMILIES.names())
+
+
+def test_family_options_are_typed_and_only_given_ones_are_kept():
+    c = ProbeConfig.from_options({"relearn.steps": "7", "relearn": {"method": "lora"}, "max_facts": "9"})
+    assert c.options == {"relearn": {"steps": 7, "method": "lora"}} and c.max_facts == 9
+    assert c.family("relearn").config.steps == 7 and c.family("relearn").config.batch == 16
+    assert ProbeConfig(**c.to_dict()) == c == ProbeConfig.from_options(c.to_dict())  # a study cell's key
 
 
 def test_rouge_l():
@@ -110,7 +120,7 @@ def test_subsample_is_seeded_and_nonmembers_differ_only_in_the_answer():
     assert [(n.subject, n.answer) for n in non] == [(f.subject, f.distractors[0]) for f in t.facts("forget")]
 
 
-@pytest.mark.parametrize("name", FAMILY_NAMES)
+@pytest.mark.parametrize("name", FAMILIES.names())
 def test_every_probe_family_is_registered_and_documented(name):
     from pathlib import Path
 

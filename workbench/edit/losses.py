@@ -1,20 +1,24 @@
-"""Unlearning losses as small objects run by one trainer loop (`trainer.py`).
+"""Unlearning losses as small objects run by one trainer loop (`trainer.py`), each with its
+own frozen config.
 
 Each loss sees a `Step` (forget and retain batches, the model's outputs on them, and a
 frozen reference where it needs one) and returns named parts; the trainer adds them up
 (total = forget_weight · forget part + retain_weight · retain part). Notation as in
 ALGORITHMS.md: NLL = per-sequence **sum** over answer tokens, CE = mean over answer tokens.
 `reduction="sum"` uses per-sequence sums (the papers' NPO), `"mean"` per-token means.
+
+Configs: `FineTuneConfig` holds what every fine-tuning operator shares (the mask budget and
+the trainer's options); each loss's config adds its own options and names its `kind`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 
-from ..registry import Registry
+from ..registry import Registry, check_positive
 
 LOSSES: Registry = Registry("unlearning loss")
 
@@ -76,38 +80,100 @@ def anchor_term(probs: torch.Tensor, expert: int, mask: torch.Tensor) -> torch.T
 
 
 @dataclass(frozen=True)
-class LossConfig:
-    loss: str = "graddiff"
+class FineTuneConfig:
+    """Options every fine-tuning operator shares: which parameters may move (the top `k` or
+    `fraction` of the localisation's sites or scored weights; no localisation = the whole
+    model) and the trainer's options."""
+    k: int | None = None
+    fraction: float | None = None  # default 0.05 when a localisation is given
     forget_weight: float = 1.0
+    steps: int = 60
+    lr: float = 1e-3
+    batch_size: int = 32
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    eval_every: int = 0  # 0 = no evaluation during training
+    collapse_retain: float | None = None  # stop when retain accuracy drops below this
+    eval_facts: int = 60
+    seed: int = 0
+    kind: ClassVar[str] = ""
+
+    def check(self):
+        check_positive(self, "steps", "batch_size", "eval_facts")
+
+
+@dataclass(frozen=True)
+class RetainConfig(FineTuneConfig):
+    """A loss with a retain term: NLL (mean CE) or KL to the original on retain prompts."""
     retain_weight: float = 1.0
     retain: Literal["nll", "kl"] = "nll"
+    # share of each retain batch from retain subjects sharing a name part with a forget subject
+    retain_similar: float = 0.0
+
+
+@dataclass(frozen=True)
+class GAConfig(FineTuneConfig):
+    kind: ClassVar[str] = "ga"
+
+
+@dataclass(frozen=True)
+class GradDiffConfig(RetainConfig):
+    kind: ClassVar[str] = "graddiff"
+
+
+@dataclass(frozen=True)
+class NPOConfig(RetainConfig):
+    beta: float = 0.1
     reduction: Literal["sum", "mean"] = "sum"
-    beta: float = 0.1  # NPO (SimNPO uses simnpo_beta)
-    simnpo_beta: float = 2.5
-    simnpo_delta: float = 0.0
-    rmu_layer: int | None = None  # None = the middle layer
-    rmu_c: float | None = None  # None = rmu_scale x the mean residual norm at layer L (small models)
-    rmu_scale: float = 4.0
-    rmu_alpha: float = 100.0
-    mu_floor: float = -5.0  # mechanistic-unlearning loss stops at log p < this
-    router_anchor: float = 0.0  # UOE: weight of ‖g − onehot(expert)‖² on forget tokens
+    kind: ClassVar[str] = "npo"
+
+
+@dataclass(frozen=True)
+class SimNPOConfig(RetainConfig):
+    beta: float = 2.5
+    delta: float = 0.0
+    kind: ClassVar[str] = "simnpo"
+    RENAMED: ClassVar[dict] = {"simnpo_beta": "beta", "simnpo_delta": "delta"}
+
+
+@dataclass(frozen=True)
+class MUConfig(RetainConfig):
+    floor: float = -5.0  # the loss stops at log p < floor
+    kind: ClassVar[str] = "mu"
+    RENAMED: ClassVar[dict] = {"mu_floor": "floor"}
+
+
+@dataclass(frozen=True)
+class RMUConfig(RetainConfig):
+    layer: int | None = None  # None = the middle layer
+    c: float | None = None  # None = scale x the mean residual norm at layer L (small models)
+    scale: float = 4.0
+    alpha: float = 100.0
+    kind: ClassVar[str] = "rmu"
+    RENAMED: ClassVar[dict] = {"rmu_layer": "layer", "rmu_c": "c", "rmu_scale": "scale", "rmu_alpha": "alpha"}
 
 
 class Loss:
-    name: str
-    needs_ref: bool = False  # reference NLL on forget (NPO)
-    uses_hidden: bool = False  # RMU
+    """A loss: its `name`, its `Config` and what the trainer must give it in a `Step`."""
+    name: ClassVar[str]
+    Config: ClassVar[type[FineTuneConfig]]
+    needs_ref: ClassVar[bool] = False  # reference NLL on forget (NPO)
+    uses_hidden: ClassVar[bool] = False  # RMU
 
-    def forget_part(self, step: Step, cfg: LossConfig) -> torch.Tensor:
+    @classmethod
+    def uses_retain(cls) -> bool:
+        return issubclass(cls.Config, RetainConfig)
+
+    def forget_part(self, step: Step, cfg) -> torch.Tensor:
         raise NotImplementedError
 
-    def __call__(self, step: Step, cfg: LossConfig) -> dict[str, torch.Tensor]:
+    def __call__(self, step: Step, cfg) -> dict[str, torch.Tensor]:
         parts = {"forget": self.forget_part(step, cfg)}
         if step.retain_logits is not None and cfg.retain_weight:
             parts["retain"] = self.retain_part(step, cfg)
         return parts
 
-    def retain_part(self, step: Step, cfg: LossConfig) -> torch.Tensor:
+    def retain_part(self, step: Step, cfg: RetainConfig) -> torch.Tensor:
         return retain_term(cfg.retain, step.retain_logits, step.retain_labels, step.ref_retain_logits)
 
 
@@ -120,6 +186,7 @@ def register(cls):
 class GA(Loss):
     """Gradient ascent on the forget set: −CE_f (no retain term)."""
     name = "ga"
+    Config = GAConfig
 
     def forget_part(self, step, cfg):
         return -mean_ce(step.forget_logits, step.forget_labels)
@@ -132,6 +199,7 @@ class GA(Loss):
 class GradDiff(Loss):
     """−CE_f + λ·retain term."""
     name = "graddiff"
+    Config = GradDiffConfig
 
     def forget_part(self, step, cfg):
         return -mean_ce(step.forget_logits, step.forget_labels)
@@ -141,6 +209,7 @@ class GradDiff(Loss):
 class NPO(Loss):
     """−(2/β) E log σ(β·(NLL_θ − NLL_ref)) on forget + retain term."""
     name = "npo"
+    Config = NPOConfig
     needs_ref = True
 
     def forget_part(self, step, cfg):
@@ -152,16 +221,18 @@ class NPO(Loss):
 class SimNPO(Loss):
     """−(2/β) E log σ(β·(NLL_θ/|y| − δ)), no reference model."""
     name = "simnpo"
+    Config = SimNPOConfig
 
     def forget_part(self, step, cfg):
         nll = seq_nll(step.forget_logits, step.forget_labels, "mean")
-        return -(2 / cfg.simnpo_beta) * F.logsigmoid(cfg.simnpo_beta * (nll - cfg.simnpo_delta)).mean()
+        return -(2 / cfg.beta) * F.logsigmoid(cfg.beta * (nll - cfg.delta)).mean()
 
 
 @register
 class MechUnlearn(Loss):
     """−log(1 − p(answer)) per answer token, zeroed once log p < floor (Guo et al.)."""
     name = "mu"
+    Config = MUConfig
 
     def forget_part(self, step, cfg):
         logits = step.forget_logits[:, :-1].float()
@@ -172,7 +243,7 @@ class MechUnlearn(Loss):
         others = logits.scatter(-1, t[..., None], float("-inf"))
         loss = torch.logsumexp(others, -1) - lse_all  # = log(1 - p)
         logp = logits.gather(-1, t[..., None]).squeeze(-1) - lse_all
-        active = mask & (logp >= cfg.mu_floor)
+        active = mask & (logp >= cfg.floor)
         return -(loss * active).sum() / mask.sum().clamp(min=1)
 
 
@@ -180,6 +251,7 @@ class MechUnlearn(Loss):
 class RMU(Loss):
     """MSE(h_L(x_f), c·u) + α·MSE(h_L(x_r), h_L^frozen(x_r)) at `hook_resid_post` of layer L."""
     name = "rmu"
+    Config = RMUConfig
     uses_hidden = True
 
     def __init__(self):
@@ -194,11 +266,11 @@ class RMU(Loss):
             self.u = u / u.norm()
         mask = step.forget_mask.bool()  # every real token of the forget text
         if self.c is None:  # fixed at the first batch (θ₀)
-            self.c = cfg.rmu_c if cfg.rmu_c is not None else cfg.rmu_scale * float(h.detach().norm(dim=-1)[mask].mean())
+            self.c = cfg.c if cfg.c is not None else cfg.scale * float(h.detach().norm(dim=-1)[mask].mean())
         target = self.c * self.u.to(h.device)
         return ((h - target) ** 2).mean(-1)[mask].mean()
 
     def retain_part(self, step, cfg):
         mask = step.retain_mask.bool()
         diff = ((step.retain_hidden.float() - step.ref_retain_hidden.float()) ** 2).mean(-1)
-        return cfg.rmu_alpha * diff[mask].mean()
+        return cfg.alpha * diff[mask].mean()

@@ -19,27 +19,23 @@ import random
 from dataclasses import dataclass, field
 
 import torch
-from workbench.progress import tqdm
 
+from ..errors import WorkbenchInputError
 from ..hooks import hook_session
-from ..localise.data import answer_batches, default_forms
 from ..models.arch import resolve
+from ..models.scoring import accuracy, score_examples
+from ..progress import tqdm
 from ..sites import HookSite
-from .losses import LOSSES, LossConfig, Step, anchor_term, seq_nll
+from ..tasks.prompts import answer_batches, default_forms
+from .losses import LOSSES, FineTuneConfig, Step, anchor_term, seq_nll
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    steps: int = 60
-    lr: float = 1e-3
-    batch_size: int = 32
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    eval_every: int = 0  # 0 = no evaluation during training
-    collapse_retain: float | None = None  # stop when retain accuracy drops below this
-    eval_facts: int = 60
-    retain_similar: float = 0.0  # share of each retain batch from retain subjects sharing a name part with a forget subject
-    seed: int = 0
+class RouterAnchor:
+    """UOE's router anchor: weight · ‖g − onehot(expert)‖² on forget tokens at `layer`."""
+    layer: int
+    expert: int
+    weight: float
 
 
 @dataclass
@@ -61,38 +57,37 @@ def _batch(tok, exs):
 
 
 def _accuracy(loaded, exs) -> float:
-    from ..models.scoring import accuracy, score_examples
     return accuracy(score_examples(loaded.model, loaded.tokenizer, exs, 128))
 
 
-def unlearn(loaded, task, loss_cfg: LossConfig, cfg: TrainConfig, masks: dict[str, torch.Tensor] | None = None,
-            progress: bool = True, anchor: tuple[int, int] | None = None) -> TrainResult:
-    """Train with `loss_cfg` under `cfg`; `anchor` = (layer, expert) adds the UOE router
-    anchor (weight `loss_cfg.router_anchor`) on forget tokens."""
+def unlearn(loaded, task, cfg: FineTuneConfig, masks: dict[str, torch.Tensor] | None = None,
+            progress: bool = True, anchor: RouterAnchor | None = None) -> TrainResult:
+    """Train with the loss `cfg.kind` under `cfg` (a loss's config); `anchor` adds the UOE
+    router anchor on forget tokens."""
     model, tok = loaded.model, loaded.tokenizer
-    loss = LOSSES.get(loss_cfg.loss)()
+    loss = LOSSES.get(cfg.kind)()
     rng = random.Random(cfg.seed)
     torch.manual_seed(cfg.seed)
-    forget, retain = _examples(task, "forget"), _examples(task, "retain")
+    forget, retain = _examples(task, "forget"), _examples(task, "retain")  # retain: batches and evaluation
     parts_of = {w for ex in forget for w in ex.fact.subject.split()}
     similar = [ex for ex in retain if parts_of & set(ex.fact.subject.split())]
     if not forget:
-        raise ValueError(f"task {task.name!r} has no forget examples to train on")
+        raise WorkbenchInputError(f"task {task.name!r} has no forget examples to train on")
     params = dict(model.named_parameters())
     if masks is not None:
         unknown = sorted(set(masks) - set(params))
         if unknown:
-            raise ValueError(f"mask for unknown parameter {unknown[0]!r}")
+            raise WorkbenchInputError(f"mask for unknown parameter {unknown[0]!r}")
         masks = {n: m for n, m in masks.items() if bool(m.any())}
         if not masks:
-            raise ValueError("the mask selects no parameter")
+            raise WorkbenchInputError("the mask selects no parameter")
     trainable = {n: p for n, p in params.items() if masks is None or n in masks}
     partial = {n: m for n, m in (masks or {}).items() if not bool(m.all())}
     theta0 = {n: trainable[n].detach().clone() for n in partial}
     originals = {n: p.detach().clone() for n, p in trainable.items()}
     flags = {n: p.requires_grad for n, p in params.items()}
 
-    needs_ref_model = loss_cfg.retain == "kl" or loss.uses_hidden
+    needs_ref_model = (loss.uses_retain() and cfg.retain == "kl") or loss.uses_hidden
     ref_model = copy.deepcopy(model).eval() if needs_ref_model else None
     ref_nll = {}
     if loss.needs_ref:
@@ -101,16 +96,16 @@ def unlearn(loaded, task, loss_cfg: LossConfig, cfg: TrainConfig, masks: dict[st
             for i in range(0, len(forget), 64):
                 chunk = forget[i : i + 64]
                 ids, mask, labels = _batch(tok, chunk)
-                nll = seq_nll(model(input_ids=ids, attention_mask=mask).logits, labels, loss_cfg.reduction)
+                nll = seq_nll(model(input_ids=ids, attention_mask=mask).logits, labels, cfg.reduction)
                 ref_nll.update({id(ex): v for ex, v in zip(chunk, nll)})
     hidden_at = None
     if loss.uses_hidden:
-        layer = loss_cfg.rmu_layer if loss_cfg.rmu_layer is not None else model.config.num_hidden_layers // 2
+        layer = cfg.layer if cfg.layer is not None else model.config.num_hidden_layers // 2
         hidden_at = resolve(HookSite(layer, "hook_resid_post"), model)
 
     router_at = None
-    if anchor is not None and loss_cfg.router_anchor:
-        router_at = resolve(HookSite(anchor[0], "mlp.gate.hook_out"), model)
+    if anchor is not None and anchor.weight:
+        router_at = resolve(HookSite(anchor.layer, "mlp.gate.hook_out"), model)
     result = TrainResult(weights={})
     last_good = {n: p.detach().clone() for n, p in trainable.items()}
     passed_eval = dict(last_good)
@@ -119,7 +114,7 @@ def unlearn(loaded, task, loss_cfg: LossConfig, cfg: TrainConfig, masks: dict[st
     opt = torch.optim.AdamW(list(trainable.values()), lr=cfg.lr, weight_decay=cfg.weight_decay)
     order: list = []
     model.train()
-    bar = tqdm(range(cfg.steps), desc=f"unlearning ({loss_cfg.loss})", disable=not progress)
+    bar = tqdm(range(cfg.steps), desc=f"unlearning ({cfg.kind})", disable=not progress)
     try:
         for step_i in bar:
             if not order:
@@ -128,7 +123,7 @@ def unlearn(loaded, task, loss_cfg: LossConfig, cfg: TrainConfig, masks: dict[st
             idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
             f_exs = [forget[i] for i in idx]
             r_exs = []
-            if retain and loss.name != "ga":
+            if retain and loss.uses_retain():
                 n_sim = min(len(similar), round(cfg.retain_similar * cfg.batch_size))
                 r_exs = rng.sample(similar, n_sim) + rng.sample(retain, min(cfg.batch_size - n_sim, len(retain)))
             f_ids, f_mask, f_labels = _batch(tok, f_exs)
@@ -156,11 +151,13 @@ def unlearn(loaded, task, loss_cfg: LossConfig, cfg: TrainConfig, masks: dict[st
                         hs.read(hidden_at.module, hidden_at.io, store, "ref")
                     step.ref_retain_logits = ref_model(input_ids=r_ids, attention_mask=r_mask).logits
                     step.ref_retain_hidden = store.get("ref")
-            parts = loss(step, loss_cfg)
+            parts = loss(step, cfg)
             if router_at is not None:
-                parts["anchor"] = loss_cfg.router_anchor * anchor_term(step.router_probs, anchor[1], f_mask)
-            total = (loss_cfg.forget_weight * parts["forget"] + loss_cfg.retain_weight * parts.get("retain", 0.0)
-                     + parts.get("anchor", 0.0))
+                parts["anchor"] = anchor.weight * anchor_term(step.router_probs, anchor.expert, f_mask)
+            total = cfg.forget_weight * parts["forget"]
+            if "retain" in parts:
+                total = total + cfg.retain_weight * parts["retain"]
+            total = total + parts.get("anchor", 0.0)
             if not torch.isfinite(total):
                 with torch.no_grad():
                     for n, p in trainable.items():

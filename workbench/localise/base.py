@@ -1,27 +1,43 @@
-"""The localiser registry and `run`: every localiser is a class with a frozen `Config` and
-`run(loaded, task, config, progress) -> Localisation`, registered once by name."""
+"""The localiser registry, `localise` and its cached twin `localise_cached`.
+
+A localiser is a class with a name, the site kinds it scores, a one-line summary, a frozen
+`Config` dataclass and `localise(loaded, task, config, progress) -> Localisation`. Adding one
+is one new module in this package plus its import in `workbench/localise/__init__.py`.
+"""
 from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from .. import cache
+from ..errors import WorkbenchInputError
+from ..models.readouts import model_fingerprint
 from ..registry import Registry, config_from_dict
-from .localisation import Localisation, model_fingerprint
+from ..sites import SiteKind
+from ..tasks.task import ForgetTask
+from .localisation import Localisation
+
+if TYPE_CHECKING:
+    from ..models import LoadedModel
 
 LOCALISERS: Registry = Registry("localiser")
+CODE_VERSION = 2  # 2: the Localisation format without a stored kind; one subsampling rule
 
 
 class Localiser:
-    """Subclasses set `name`, `kind`, a frozen dataclass `Config`, a one-line `summary`,
-    and implement `localise`."""
+    """Subclasses set `name`, `kinds` (the site kinds it can score), a frozen dataclass
+    `Config`, a one-line `summary`, and implement `localise`; `version` is bumped when its
+    numbers change for the same inputs (it keys the cache)."""
 
     name: ClassVar[str]
-    kind: ClassVar[str]
+    kinds: ClassVar[frozenset[SiteKind]]
     summary: ClassVar[str]
     Config: ClassVar[type]
+    version: ClassVar[int] = 1
 
-    def localise(self, loaded, task, config, progress: bool):  # -> (kind, sites, scores, weight_scores, extra)
+    def localise(self, loaded: "LoadedModel", task: ForgetTask, config, progress: bool) -> Localisation:
         raise NotImplementedError
 
 
@@ -32,7 +48,7 @@ def check_layers(model, layers) -> list[int]:
         return list(range(n_layers))
     bad = [L for L in layers if not 0 <= L < n_layers]
     if bad:
-        raise ValueError(f"option layers: layer {bad[0]} out of range (model has {n_layers})")
+        raise WorkbenchInputError(f"option layers: layer {bad[0]} out of range (model has {n_layers})")
     return list(layers)
 
 
@@ -41,7 +57,8 @@ def register(cls):
     return cls
 
 
-def localise(loaded, task, method: str, options: dict[str, Any] | None = None, progress: bool = True) -> Localisation:
+def localise(loaded: "LoadedModel", task: ForgetTask, method: str, options: dict[str, Any] | None = None,
+             progress: bool = True) -> Localisation:
     """Run the localiser `method` on a loaded model and a forget task."""
     cls = LOCALISERS.get(method)
     config = config_from_dict(cls.Config, options)
@@ -55,29 +72,16 @@ def localise(loaded, task, method: str, options: dict[str, Any] | None = None, p
     return result
 
 
-CODE_VERSION = 1  # bump when a localiser's numbers change for the same config
-
-
-def localise_cached(loaded, task, method: str, options: dict[str, Any] | None = None,
-                    progress: bool = True, fresh: bool = False) -> tuple[Localisation, Any, bool]:
+def localise_cached(loaded: "LoadedModel", task: ForgetTask, method: str, options: dict[str, Any] | None = None,
+                    progress: bool = True, fresh: bool = False) -> tuple[Localisation, Path, bool]:
     """`localise`, stored in the cache under a content hash of (model weights, task, method,
     config, code version); a second call with the same inputs loads the stored result.
     Returns (localisation, path, reused)."""
-    from .. import cache
-
     cls = LOCALISERS.get(method)
     config = config_from_dict(cls.Config, options)
     key = cache.content_hash({"model": model_fingerprint(loaded.model), "task": task.content_hash,
-                              "method": method, "config": dataclasses.asdict(config), "code": CODE_VERSION})
-    path = cache.entry_path("localisations", method, key)
-    if fresh and cache.is_complete(path):
-        import shutil
-        shutil.rmtree(path)
-    result: list[Localisation] = []
-
-    def build(tmp):
-        loc = localise(loaded, task, method, options, progress)
-        loc.save(tmp)
-        result.append(loc)
-    path, built = cache.get_or_build(path, build)
-    return (result[0] if result else Localisation.load(path)), path, not built
+                              "method": method, "config": dataclasses.asdict(config),
+                              "code": [CODE_VERSION, cls.version]})
+    return cache.cached(cache.entry_path("localisations", method, key),
+                        lambda: localise(loaded, task, method, options, progress), Localisation.save,
+                        Localisation.load, fresh)

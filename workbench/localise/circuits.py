@@ -28,13 +28,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from workbench.progress import tqdm
 
+from ..errors import WorkbenchInputError
 from ..hooks import hook_session
 from ..models.arch import resolve, table_for
-from ..sites import HeadSite, HookSite, NeuronSite, Site
+from ..models.linear_probe import probe_accuracy
+from ..progress import tqdm
+from ..sites import HeadSite, HookSite, NeuronSite, Site, SiteKind
+from ..tasks.prompts import Batch, batches, build_prompts
 from .base import Localiser, check_layers, register
-from .data import Batch, batches, build_prompts, logit_diff
 from .localisation import Localisation
 
 NODE_KINDS = ("head", "mlp", "neuron")
@@ -57,7 +59,7 @@ class CircuitConfig:
     def check(self):
         bad = [n for n in (self.nodes or ()) if n not in NODE_KINDS]
         if bad:
-            raise ValueError(f"option nodes={bad[0]!r}: expected some of {', '.join(NODE_KINDS)}")
+            raise WorkbenchInputError(f"option nodes={bad[0]!r}: expected some of {', '.join(NODE_KINDS)}")
 
     @property
     def node_kinds(self) -> tuple[str, ...]:
@@ -90,7 +92,7 @@ def node_groups(model, kinds, layers) -> list[NodeGroup]:
                 width = sizes["head_dim"]
             elif kind == "neuron":
                 if "neuron" not in table.units:
-                    raise ValueError(f"nodes=neuron: {table.name} models have no dense MLP neurons; "
+                    raise WorkbenchInputError(f"nodes=neuron: {table.name} models have no dense MLP neurons; "
                                      f"use nodes=head,mlp")
                 sites = tuple(NeuronSite(layer, j) for j in range(sizes["d_mlp"]))
                 width = 1
@@ -100,6 +102,15 @@ def node_groups(model, kinds, layers) -> list[NodeGroup]:
             r = resolve(sites[0], model)
             groups.append(NodeGroup(kind, layer, r.module, r.io, sites, width))
     return groups
+
+
+def logit_diff(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """M = logit(answer) - mean logit(wrong options) at the last position, per sequence."""
+    last = logits[:, -1, :].float()
+    right = last.gather(1, batch.answer[:, None]).squeeze(1)
+    valid = batch.wrong >= 0
+    wrong = last.gather(1, batch.wrong.clamp(min=0)) * valid
+    return right - wrong.sum(1) / valid.sum(1)
 
 
 def _corrupt_embeddings(model, batch: Batch, scale: float, seed: int):
@@ -134,7 +145,7 @@ def patching_scores(loaded, prompts, groups: list[NodeGroup], config: CircuitCon
     need_corrupt = config.corruption == "subject"
     todo = list(batches(prompts, config.batch_size, need_corrupt=need_corrupt))
     if not todo:
-        raise ValueError("no prompt has a corruption of equal token length; try corruption=noise")
+        raise WorkbenchInputError("no prompt has a corruption of equal token length; try corruption=noise")
     totals = {i: torch.zeros(len(g.sites), dtype=torch.float64) for i, g in enumerate(groups)}
     count = 0
     was_training = model.training
@@ -214,8 +225,6 @@ def resid_at_subject(loaded, prompts, batch_size: int = 64) -> tuple[list[torch.
 def lookup_layers(loaded, task, config: CircuitConfig) -> tuple[list[int], dict]:
     """FLU: the layers up to where the forget attributes become linearly decodable at the
     last subject token (probes trained on retain prompts, tested on forget prompts)."""
-    from ..models.probing import probe_accuracy
-
     tok = loaded.tokenizer
     train = build_prompts(tok, task, "retain", max_facts=config.max_facts and 4 * config.max_facts, seed=config.seed)
     test = build_prompts(tok, task, "forget", max_facts=config.max_facts, seed=config.seed)
@@ -246,7 +255,7 @@ def lookup_layers(loaded, task, config: CircuitConfig) -> tuple[list[int], dict]
 @register
 class Circuits(Localiser):
     name = "circuits"
-    kind = "node"
+    kinds = frozenset({SiteKind.HEAD, SiteKind.HOOK, SiteKind.NEURON})
     summary = "activation / attribution patching of heads, MLP outputs and neurons (OCT or FLU)"
     Config = CircuitConfig
 
@@ -257,7 +266,7 @@ class Circuits(Localiser):
         kinds = config.node_kinds
         if config.mode == "flu":
             if "head" in kinds:
-                raise ValueError("mode=flu localises MLPs at the subject tokens: nodes must be mlp and/or neuron")
+                raise WorkbenchInputError("mode=flu localises MLPs at the subject tokens: nodes must be mlp and/or neuron")
             keep, info = lookup_layers(loaded, task, config)
             layers = [L for L in layers if L in keep]
         groups = node_groups(model, kinds, layers)
@@ -274,7 +283,5 @@ class Circuits(Localiser):
                 v = v - config.contrast * rscores[i].abs()
             sites.extend(g.sites)
             values.append(v)
-        # FLU: every node outside the lookup layers is listed with score 0 only if asked for
-        kind = kinds[0] if len(kinds) == 1 else "node"
         info["signed"] = [float(x) for i in range(len(groups)) for x in scores[i]] if len(sites) <= 5000 else None
-        return Localisation(kind, tuple(sites), torch.cat(values), info)
+        return Localisation(tuple(sites), torch.cat(values), info)

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import WorkbenchInputError
 from ..hooks import hook_session
 from ..models.arch import resolve, table_for
-from ..sites import ExpertSite, HookSite
+from ..sites import ExpertSite, HookSite, SiteKind
+from ..tasks.prompts import answer_batches, split_examples
 from .base import Localiser, register
-from .data import answer_batches, split_examples
 from .localisation import Localisation
 
 
@@ -32,7 +33,7 @@ class ExpertConfig:
 def _routers(model):
     table = table_for(model)
     if "expert" not in table.units:
-        raise ValueError(f"expert attribution needs a mixture-of-experts model; {table.name} models have no experts")
+        raise WorkbenchInputError(f"expert attribution needs a mixture-of-experts model; {table.name} models have no experts")
     n_layers = model.config.num_hidden_layers
     return [resolve(HookSite(L, "mlp.gate.hook_out"), model) for L in range(n_layers)]
 
@@ -92,7 +93,7 @@ def index_overlap(a: list[torch.Tensor], b: list[torch.Tensor]) -> list[float]:
 @register
 class Experts(Localiser):
     name = "experts"
-    kind = "expert"
+    kinds = frozenset({SiteKind.EXPERT})
     summary = "UOE: MoE experts ranked by mean router affinity on forget text"
     Config = ExpertConfig
 
@@ -101,5 +102,5 @@ class Experts(Localiser):
         r_aff, r_sel = routing(loaded, split_examples(task, "retain", config.max_facts, config.seed), config.batch_size)
         n_layers, n_exp = f_aff.shape
         sites = tuple(ExpertSite(L, e) for L in range(n_layers) for e in range(n_exp))
-        return Localisation("expert", sites, f_aff.reshape(-1), {
+        return Localisation(sites, f_aff.reshape(-1), {
             "retain_affinity": r_aff.tolist(), "forget_selected": f_sel.tolist(), "retain_selected": r_sel.tolist()})

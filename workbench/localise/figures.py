@@ -2,8 +2,6 @@
 app, the notebooks and the study report."""
 from __future__ import annotations
 
-import math
-
 import plotly.graph_objects as go
 
 from .localisation import Localisation
@@ -68,17 +66,3 @@ def figure_knowledge(table: dict) -> go.Figure:
     fig.update_layout(title="What the model knows: exact-answer accuracy per split and surface form",
                       barmode="group", yaxis_range=[0, 1.05], template="plotly_white", height=380)
     return fig
-
-
-def agreement_matrix(locs: dict[str, Localisation], fraction: float = 0.05) -> dict:
-    """{names, spearman} for `workbench.study.report.figure_agreement`-style heatmaps."""
-    from .faithfulness import agreement
-
-    names = list(locs)
-    matrix = [[1.0 if a == b else None for b in names] for a in names]
-    if len(names) > 1:
-        for r in agreement(locs, fraction=fraction):
-            i, j = names.index(r["a"]), names.index(r["b"])
-            v = r["spearman"]
-            matrix[i][j] = matrix[j][i] = None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
-    return {"names": names, "spearman": matrix}

@@ -1,10 +1,11 @@
 """`Localisation`: what a localiser returns and every operator consumes.
 
-A score per site (higher = more responsible for the forget knowledge), the site kind, and
-provenance (localiser, config, model and task hashes, seconds taken). Unit localisations
-(heads, neurons, MLP/attention outputs, experts, SAE features) score one site each; weight
-localisations (WAGLE, SalUn, ...) score every scalar weight and also carry one summary score
-per weight tensor. On disk: `scores.safetensors` + `localisation.json` in one directory.
+A score per site (higher = more responsible for the forget knowledge) and provenance
+(localiser, config, model and task hashes, seconds taken). Its site kinds (`kinds`, in the
+vocabulary of `workbench.sites.SiteKind`) follow from its sites. Unit localisations (heads,
+neurons, component outputs, experts, SAE features) score one site each; weight localisations
+(WAGLE, SalUn, ...) score every scalar weight and also carry one summary score per weight
+tensor. On disk: `scores.safetensors` + `localisation.json` in one directory.
 """
 from __future__ import annotations
 
@@ -12,37 +13,31 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..sites import HookSite, Site, WeightSite, coarse
+from ..errors import MissingInputError, WorkbenchInputError
+from ..models.arch import component_weights, resolve, weight_sites
+from ..sites import HookSite, Site, SiteKind, coarse
 
-FORMAT_VERSION = 1
-KINDS = ("head", "neuron", "mlp", "node", "weight", "feature", "expert")
-
-
-def model_fingerprint(model: nn.Module) -> str:
-    """Content hash of a model's parameters (names, shapes and bytes)."""
-    h = hashlib.sha256()
-    for name, p in model.state_dict().items():
-        h.update(name.encode())
-        h.update(str(tuple(p.shape)).encode())
-        h.update(p.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
+FORMAT_VERSION = 2  # 2: the kind is derived from the sites (no stored kind)
+READABLE = (1, 2)  # format 1 also stored a kind, which is now derived and ignored
 
 
 def _count(n_total: int, k: int | None, fraction: float | None) -> int:
     if (k is None) == (fraction is None):
-        raise ValueError("give exactly one of k= or fraction=")
+        raise WorkbenchInputError("give exactly one of k= or fraction=")
     if k is not None:
         if k < 0:
-            raise ValueError(f"k={k}: expected a non-negative integer")
+            raise WorkbenchInputError(f"k={k}: expected a non-negative integer")
         return min(k, n_total)
     if not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"fraction={fraction}: expected a number in [0, 1]")
+        raise WorkbenchInputError(f"fraction={fraction}: expected a number in [0, 1]")
     return min(n_total, max(1, math.ceil(fraction * n_total - 1e-9))) if fraction > 0 else 0
 
 
@@ -74,28 +69,54 @@ def unflatten(flat: torch.Tensor, like: dict[str, torch.Tensor]) -> dict[str, to
 
 @dataclass
 class Localisation:
-    kind: str
     sites: tuple[Site, ...]
     scores: torch.Tensor  # float32 [len(sites)]
     provenance: dict = field(default_factory=dict)
     weight_scores: dict[str, torch.Tensor] = field(default_factory=dict)  # HF param name -> scores
 
     def __post_init__(self):
-        if self.kind not in KINDS:
-            raise ValueError(f"localisation kind {self.kind!r}: expected one of {', '.join(KINDS)}")
+        """Invariants: a violation is a bug in the code that built it (`load` reports a
+        malformed file as the user's input)."""
         self.sites = tuple(self.sites)
+        bad = [s for s in self.sites if not isinstance(s, Site)]
+        if bad:
+            raise TypeError(f"a localisation's sites are Site values; got {bad[0]!r}")
+        if not self.sites:
+            raise ValueError("a localisation needs at least one site")
         self.scores = torch.as_tensor(self.scores, dtype=torch.float32).reshape(-1)
         if self.scores.numel() != len(self.sites):
             raise ValueError(f"{len(self.sites)} sites but {self.scores.numel()} scores")
         if len(set(self.sites)) != len(self.sites):
             raise ValueError("a localisation lists each site once")
-        if self.kind == "weight" and not self.weight_scores:
-            raise ValueError("a weight localisation needs per-scalar weight_scores")
+        if SiteKind.WEIGHT in self.kinds and (len(self.kinds) > 1 or not self.weight_scores):
+            raise ValueError("a weight localisation holds weight sites only, with per-scalar weight_scores")
 
-    # -- ranking --------------------------------------------------------------------------
+    # -- what it is ------------------------------------------------------------------------
+    @cached_property
+    def kinds(self) -> frozenset[SiteKind]:
+        """The site kinds it scores (`workbench.sites.SiteKind`)."""
+        return frozenset(s.kind for s in self.sites)
+
+    @property
+    def kind(self) -> str:
+        """Its site kind, or the kinds joined by '+' when it scores several (e.g. head+hook)."""
+        return "+".join(sorted(self.kinds))
+
     @property
     def name(self) -> str:
         return self.provenance.get("localiser", "?")
+
+    @cached_property
+    def identity(self) -> str:
+        """Content hash of the sites and every score (what an edit made from it depends on)."""
+        h = hashlib.sha256("\n".join(map(str, self.sites)).encode())
+        h.update(self.scores.contiguous().numpy().tobytes())
+        for n, t in self.weight_scores.items():
+            h.update(n.encode())
+            h.update(t.float().contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+    # -- ranking --------------------------------------------------------------------------
 
     def order(self) -> list[int]:
         """Site indices by descending score; ties in site order (deterministic)."""
@@ -114,7 +135,7 @@ class Localisation:
     def top(self, k: int | None = None, fraction: float | None = None) -> list[Site]:
         """The top sites. For a weight localisation k/fraction count scalar weights and the
         result is every weight tensor holding at least one selected scalar."""
-        if self.kind == "weight":
+        if self.kind == SiteKind.WEIGHT:
             masks = self.weight_mask(k=k, fraction=fraction)
             slices = self.provenance.get("site_slices", {})
             hit = {str(s) for s, (name, index) in _decoded(slices).items()
@@ -125,8 +146,6 @@ class Localisation:
 
     def site_params(self, model: nn.Module, site: Site) -> int:
         """How many parameters a site owns (a whole component for hook sites)."""
-        from ..models.arch import component_weights, resolve
-
         targets = component_weights(model, site) if isinstance(site, HookSite) else [site]
         return sum(ps.view(model).numel() for t in targets for ps in resolve(t, model).params)
 
@@ -137,7 +156,7 @@ class Localisation:
         last site may overshoot the budget; none is split."""
         total = sum(p.numel() for p in model.parameters())
         if (budget is None) == (fraction is None):
-            raise ValueError("give exactly one of budget= or fraction=")
+            raise WorkbenchInputError("give exactly one of budget= or fraction=")
         limit = budget if budget is not None else fraction * total
         chosen, used = [], 0
         for site, _ in self.ranked():
@@ -156,9 +175,7 @@ class Localisation:
              sites: list[Site] | None = None) -> dict[str, torch.Tensor]:
         """Per-parameter boolean masks (True = may change) for fine-tuning the top sites
         (or the given `sites`, e.g. from `top_by_params`)."""
-        from ..models.arch import component_weights, resolve
-
-        if self.kind == "weight":
+        if self.kind == SiteKind.WEIGHT:
             masks = self.weight_mask(k=k, fraction=fraction)
             return {n: m for n, m in masks.items() if m.any()}
         out: dict[str, torch.Tensor] = {}
@@ -186,7 +203,7 @@ class Localisation:
         and independent of cell size (a random localisation gives every cell ~`fraction`)."""
         size: dict[tuple, float] = {}
         chosen: dict[tuple, float] = {}
-        if self.kind == "weight":
+        if self.kind == SiteKind.WEIGHT:
             masks = self.weight_mask(fraction=fraction)
             for site, (name, index) in _decoded(self.provenance.get("site_slices", {})).items():
                 key = coarse(Site.parse(site))
@@ -222,9 +239,8 @@ class Localisation:
         tensors = {"scores": self.scores.contiguous()}
         tensors.update({f"weight::{n}": t.float().contiguous() for n, t in self.weight_scores.items()})
         save_file(tensors, str(path / "scores.safetensors"))
-        meta = {"format_version": FORMAT_VERSION, "kind": self.kind,
-                "sites": [str(s) for s in self.sites], "weights": list(self.weight_scores),
-                "provenance": self.provenance}
+        meta = {"format_version": FORMAT_VERSION, "sites": [str(s) for s in self.sites],
+                "weights": list(self.weight_scores), "provenance": self.provenance}
         (path / "localisation.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
         return path
 
@@ -234,21 +250,24 @@ class Localisation:
         meta_file, tensor_file = path / "localisation.json", path / "scores.safetensors"
         for f in (meta_file, tensor_file):
             if not f.is_file():
-                raise FileNotFoundError(f"localisation {str(path)!r}: missing {f.name} "
+                raise MissingInputError(f"localisation {str(path)!r}: missing {f.name} "
                                         f"(expected a directory written by Localisation.save)")
-        meta = json.loads(meta_file.read_text())
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"localisation {str(path)!r}: format_version {meta.get('format_version')!r}, "
-                             f"expected {FORMAT_VERSION}")
-        tensors = load_file(str(tensor_file))
-        weights = {n: tensors[f"weight::{n}"] for n in meta["weights"]}
-        return cls(meta["kind"], tuple(Site.parse(s) for s in meta["sites"]), tensors["scores"],
-                   meta["provenance"], weights)
+        try:
+            meta = json.loads(meta_file.read_text())
+            if meta.get("format_version") not in READABLE:
+                raise WorkbenchInputError(f"format_version {meta.get('format_version')!r}, expected one of {READABLE}")
+            tensors = load_file(str(tensor_file))
+            weights = {n: tensors[f"weight::{n}"] for n in meta["weights"]}
+            sites = tuple(Site.parse(s) for s in meta["sites"])
+            return cls(sites, tensors["scores"], meta["provenance"], weights)
+        except (ValueError, TypeError, KeyError, OSError, SafetensorError) as exc:  # a malformed file
+            raise WorkbenchInputError(f"localisation {str(path)!r} is not readable: {type(exc).__name__}: "
+                                      f"{exc}") from None
 
     def __eq__(self, other) -> bool:
         if not isinstance(other, Localisation):
             return NotImplemented
-        return (self.kind == other.kind and self.sites == other.sites
+        return (self.sites == other.sites
                 and torch.equal(self.scores, other.scores) and self.provenance == other.provenance
                 and list(self.weight_scores) == list(other.weight_scores)
                 and all(torch.equal(self.weight_scores[n], other.weight_scores[n]) for n in self.weight_scores))
@@ -269,8 +288,6 @@ def _decoded(slices: dict) -> dict[str, tuple[str, tuple]]:
 def weight_localisation(model: nn.Module, weight_scores: dict[str, torch.Tensor], provenance: dict) -> Localisation:
     """A weight localisation: per-scalar scores plus one summary site per weight tensor of
     the site grammar (score = sum of its scalars' scores)."""
-    from ..models.arch import weight_sites
-
     scored = {n: t.detach().float() for n, t in weight_scores.items()}
     sites, sums, slices = [], [], {}
     for site, ps in weight_sites(model):
@@ -279,4 +296,4 @@ def weight_localisation(model: nn.Module, weight_scores: dict[str, torch.Tensor]
             sums.append(float(scored[ps.name][ps.index].sum()))
             slices[str(site)] = [ps.name, _encode_index(ps.index)]
     prov = dict(provenance, site_slices=slices)
-    return Localisation("weight", tuple(sites), torch.tensor(sums), prov, scored)
+    return Localisation(tuple(sites), torch.tensor(sums), prov, scored)

@@ -15,10 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from workbench.progress import tqdm
 
+from ..errors import WorkbenchInputError
+from ..models.scoring import answer_ce
+from ..progress import tqdm
+from ..sites import SiteKind
+from ..tasks.prompts import answer_batches, default_forms, split_examples
 from .base import Localiser, register
-from .data import answer_batches, answer_ce, default_forms, split_examples
 from .localisation import Localisation, weight_localisation
 
 
@@ -60,11 +63,11 @@ class WeightConfig:
 
     def check(self):
         if self.gamma <= 0:
-            raise ValueError(f"option gamma={self.gamma}: expected a positive number")
+            raise WorkbenchInputError(f"option gamma={self.gamma}: expected a positive number")
 
 
 class _WeightLocaliser(Localiser):
-    kind = "weight"
+    kinds = frozenset({SiteKind.WEIGHT})
     Config = WeightConfig
     needs: tuple[str, ...] = ("forget",)
 

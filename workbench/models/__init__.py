@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import MissingInputError, WorkbenchInputError
 from . import smollm2, testbed
 from .arch import ArchTable, table_for
 
@@ -61,14 +62,11 @@ class LoadedModel:
             return None
         return str(self.testbed.twin(oracle=True))
 
-    def task(self):
-        """The model's default forget task: its testbed world, or (for pretrained models) the
-        real-knowledge facts this model answers correctly."""
-        if self.testbed is not None:
-            from ..tasks.world import World
-            return World(self.testbed.world).task()
-        from ..tasks.realworld import usable_task
-        return usable_task(self)
+    def task(self, name: str = "default"):
+        """The forget task `name` of this model (`workbench.tasks.TASK_FORMS`): by default its
+        testbed world, or (for pretrained models) the real-knowledge facts it answers correctly."""
+        from .forget_tasks import forget_task
+        return forget_task(self, name)
 
     @property
     def n_params(self) -> int:
@@ -115,7 +113,7 @@ def _load_hub(spec: str):
     except OSError:
         pass
     if not _hub_reachable():
-        raise ValueError(
+        raise WorkbenchInputError(
             f"model {spec!r} is a hub id, but it is not in the local Hugging Face cache and "
             f"{HUB_HOST} cannot be reached (offline). Download it where there is network "
             f"(`huggingface-cli download {spec} --local-dir DIR`) and pass DIR instead, or use "
@@ -124,9 +122,9 @@ def _load_hub(spec: str):
 
 
 def parse_kind(spec: str) -> str:
-    """Which loader a spec goes to; raises ValueError naming the accepted forms."""
+    """Which loader a spec goes to; raises WorkbenchInputError naming the accepted forms."""
     if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(f"model spec {spec!r}: expected {ACCEPTED}")
+        raise WorkbenchInputError(f"model spec {spec!r}: expected {ACCEPTED}")
     if spec.startswith("testbed:"):
         return "testbed"
     if spec == smollm2.SPEC:
@@ -135,7 +133,7 @@ def parse_kind(spec: str) -> str:
         return "local"
     if _HUB_ID.match(spec) and ":" not in spec:
         return "hub"
-    raise ValueError(f"unknown model {spec!r}: expected {ACCEPTED}")
+    raise WorkbenchInputError(f"unknown model {spec!r}: expected {ACCEPTED}")
 
 
 def prepare(spec: str, progress: bool = True) -> tuple[Path, bool]:
@@ -145,7 +143,7 @@ def prepare(spec: str, progress: bool = True) -> tuple[Path, bool]:
         return testbed.prepare(testbed.TestbedSpec.parse(spec), progress)
     if kind == "smollm2":
         return smollm2.path(progress)
-    raise ValueError(f"model {spec!r} is not built by the workbench: only testbed:* and "
+    raise WorkbenchInputError(f"model {spec!r} is not built by the workbench: only testbed:* and "
                      f"{smollm2.SPEC} are prepared; load it directly instead")
 
 
@@ -162,8 +160,8 @@ def load(spec: str, progress: bool = True) -> LoadedModel:
     if kind == "local":
         path = Path(spec).expanduser().resolve()
         if not (path / "config.json").is_file():
-            raise ValueError(f"model directory {spec!r} has no config.json: expected a "
-                             f"save_pretrained directory")
+            raise MissingInputError(f"model directory {spec!r} has no config.json: expected a "
+                                    f"save_pretrained directory")
         model, tok = _from_dir(path)
         return LoadedModel(str(path), model, tok, path, "local", None, _info(path))
     model, tok = _load_hub(spec)

@@ -8,10 +8,12 @@ where in the module tree an activation site can be read or patched. Shared code 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import nn
 
+from ..errors import WorkbenchInputError
 from ..sites import (ExpertSite, HeadSite, HookSite, NeuronSite, RouterSite, SAEFeatureSite, Site,
                      WeightSite)
 
@@ -32,6 +34,15 @@ class ArchTable:
     hooks: dict[str, tuple[str, str]]  # HookSite hook -> (module path, "input"|"output")
     unit_activations: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     # unit kind -> (module path, "input"|"output", slice size name) where its activation is
+    biases: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    # block module name -> (config flag that gives its linear maps biases, those linear children)
+    output_linears: dict[str, str] = field(default_factory=dict)  # block module name -> the linear writing its output
+    lora_modules: tuple[str, ...] = ()  # names of the linear maps a LoRA adapter may wrap
+    # MoE only: the module holding a layer's routed experts, how to recompute one expert's
+    # output inside its forward, and how to re-route a router around removed experts
+    experts: str | None = None
+    expert_outputs: Callable | None = None  # (experts module, forward args, e) -> (tokens, weights [n,1], out [n,d])
+    reroute: Callable | None = None  # (removed expert ids) -> forward hook (router, output) -> output
 
     def config_sizes(self, config) -> dict[str, int]:
         heads = config.num_attention_heads
@@ -42,6 +53,36 @@ class ArchTable:
             "n_experts": getattr(config, "num_local_experts", 0) or 0, "one": 1,
             "kv_group": heads // (getattr(config, "num_key_value_heads", None) or heads),
         }
+
+
+def _topk_softmax_reroute(cols: list[int]):
+    """Re-route a Mixtral-style top-k softmax router around removed experts: its output is
+    (logits, top-k weights, top-k indices); removed experts' logits become -inf and the top-k
+    is taken again, renormalised."""
+    idx = torch.tensor(cols, dtype=torch.long)
+
+    def reroute(module, out):
+        if not (isinstance(out, tuple) and len(out) == 3):
+            raise WorkbenchInputError(f"expert removal expects a router returning (logits, weights, indices); "
+                                      f"{type(module).__name__} returns {type(out).__name__}")
+        logits = out[0].clone()
+        logits[..., idx] = float("-inf")
+        probs = torch.softmax(logits.float(), dim=-1)
+        top, indices = torch.topk(probs, out[2].shape[-1], dim=-1)
+        top = top / top.sum(-1, keepdim=True)
+        return logits, top.to(out[1].dtype), indices
+    return reroute
+
+
+def _fused_expert_outputs(module, args, expert: int):
+    """(token indices routed to `expert`, their routing weights [n, 1], the expert's raw
+    outputs [n, d]) inside a fused experts module (gate_up_proj [E, 2m, d], down_proj [E, d, m])
+    called as experts(hidden [T, d], top_k_index [T, k], top_k_weights [T, k])."""
+    hidden, index, weights = args[:3]
+    pos, tok = torch.where((index == expert).T)
+    gate, up = nn.functional.linear(hidden[tok], module.gate_up_proj[expert]).chunk(2, dim=-1)
+    raw = nn.functional.linear(module.act_fn(gate) * up, module.down_proj[expert])
+    return tok, weights[tok, pos, None], raw
 
 
 _ATTN = "model.layers.{L}.self_attn"
@@ -62,6 +103,10 @@ _COMMON_WEIGHTS = {
     "ln1.w": ("model.layers.{L}.input_layernorm.weight", ("all",)),
     "ln2.w": ("model.layers.{L}.post_attention_layernorm.weight", ("all",)),
 }
+_BIASES = {"mlp": ("mlp_bias", ("gate_proj", "up_proj", "down_proj")),
+           "self_attn": ("attention_bias", ("q_proj", "k_proj", "v_proj", "o_proj"))}
+_LORA = ("q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj")
+_OUTPUTS = {"mlp": "down_proj", "self_attn": "o_proj"}
 _COMMON_HOOKS = {
     "hook_resid_pre": ("model.layers.{L}", "input"),
     "hook_resid_post": ("model.layers.{L}", "output"),
@@ -104,6 +149,9 @@ LLAMA = ArchTable(
         "head": (f"{_ATTN}.o_proj", "input", "head_dim"),
         "neuron": ("model.layers.{L}.mlp.down_proj", "input", "one"),
     },
+    biases=_BIASES,
+    output_linears=_OUTPUTS,
+    lora_modules=_LORA,
 )
 
 _EXPERTS = "model.layers.{L}.mlp.experts"
@@ -129,6 +177,11 @@ MIXTRAL = ArchTable(
         "mlp.gate.hook_out": ("model.layers.{L}.mlp.gate", "output"),
     },
     unit_activations={"head": (f"{_ATTN}.o_proj", "input", "head_dim")},
+    output_linears={"self_attn": "o_proj"},
+    lora_modules=_LORA,
+    experts=_EXPERTS,
+    expert_outputs=_fused_expert_outputs,
+    reroute=_topk_softmax_reroute,
 )
 
 ARCHS: dict[str, ArchTable] = {t.name: t for t in (LLAMA, MIXTRAL)}
@@ -140,7 +193,7 @@ def table_for(model: nn.Module) -> ArchTable:
         if cls in table.hf_classes:
             return table
     known = ", ".join(c for t in ARCHS.values() for c in t.hf_classes)
-    raise ValueError(f"model class {cls!r} has no architecture table; expected one of: {known}")
+    raise WorkbenchInputError(f"model class {cls!r} has no architecture table; expected one of: {known}")
 
 
 @dataclass(frozen=True)
@@ -189,7 +242,7 @@ def _slice(rule: tuple, i: int, sizes: dict[str, int]) -> tuple:
 
 def _check_range(site: Site, what: str, value: int, limit: int) -> None:
     if value >= limit:
-        raise ValueError(f"site {str(site)!r}: {what} {value} out of range (model has {limit})")
+        raise WorkbenchInputError(f"site {str(site)!r}: {what} {value} out of range (model has {limit})")
 
 
 def resolve(site: Site | str, model: nn.Module) -> Resolved:
@@ -202,8 +255,8 @@ def resolve(site: Site | str, model: nn.Module) -> Resolved:
         _check_range(site, "layer", layer, sizes["n_layers"])
     fmt = {"L": layer}
 
-    def unsupported(what: str) -> ValueError:
-        return ValueError(f"site {str(site)!r}: {table.name} models have no {what}; "
+    def unsupported(what: str) -> WorkbenchInputError:
+        return WorkbenchInputError(f"site {str(site)!r}: {table.name} models have no {what}; "
                           f"accepted here: {', '.join(sorted(table.units))} units, hooks "
                           f"{', '.join(sorted(table.hooks))}, weights {', '.join(sorted(table.weights))}")
 
@@ -248,7 +301,7 @@ def sites_of_kind(model: nn.Module, kind: str) -> list[Site]:
     table = table_for(model)
     s = table.config_sizes(model.config)
     if kind not in table.units:
-        raise ValueError(f"site kind {kind!r}: {table.name} models have {', '.join(sorted(table.units))}")
+        raise WorkbenchInputError(f"site kind {kind!r}: {table.name} models have {', '.join(sorted(table.units))}")
     make = {
         "head": lambda L: [HeadSite(L, h) for h in range(s["n_heads"])],
         "neuron": lambda L: [NeuronSite(L, j) for j in range(s["d_mlp"])],
@@ -281,5 +334,5 @@ def component_weights(model: nn.Module, site: Site) -> list[WeightSite]:
     layer, comp = site.layer, site.component
     found = [w for w, _ in weight_sites(model) if w.layer == layer and w.component == comp]
     if not found:
-        raise ValueError(f"site {str(site)!r}: no weights belong to component {comp!r} of layer {layer}")
+        raise WorkbenchInputError(f"site {str(site)!r}: no weights belong to component {comp!r} of layer {layer}")
     return found

@@ -10,37 +10,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..tasks.task import SPLITS, ForgetTask
+from ..tasks.task import SPLITS, ForgetTask, form_group, subsample_facts
 from .scoring import accuracy, score_examples
 
 
 @dataclass(frozen=True)
-class Cell:
+class GroupAccuracy:
+    """Exact-answer accuracy of one (split, surface-form group) and how many examples it has."""
     accuracy: float
     n: int
 
 
 def knowledge(model, tokenizer, task: ForgetTask, splits=SPLITS, batch_size: int = 128) -> dict:
-    """{split: {group: Cell}}."""
-    out: dict[str, dict[str, Cell]] = {}
+    """{split: {group: GroupAccuracy}}."""
+    out: dict[str, dict[str, GroupAccuracy]] = {}
     for split in splits:
         examples = list(task.examples(split))
         scores = score_examples(model, tokenizer, examples, batch_size)
         groups: dict[str, list] = {}
         for ex, sc in zip(examples, scores):
-            if ex.kind == "mcq":
-                groups.setdefault("mcq", []).append((sc, True))
-                continue
-            if task.trained is None:
-                groups.setdefault(ex.form, []).append((sc, False))
-            elif ex.trained:
-                groups.setdefault("trained", []).append((sc, False))
-            elif ex.kind in ("qa", "cloze"):
-                groups.setdefault("heldout_qa", []).append((sc, False))
-            else:
-                groups.setdefault("unseen_para", []).append((sc, False))
+            groups.setdefault(form_group(task, ex), []).append((sc, ex.kind == "mcq"))
         out[split] = {
-            g: Cell(accuracy([s for s, _ in items], multiple_choice=items[0][1]), len(items))
+            g: GroupAccuracy(accuracy([s for s, _ in items], multiple_choice=items[0][1]), len(items))
             for g, items in groups.items()
         }
     return out
@@ -70,7 +61,7 @@ def _pooled(table: dict, group: str, splits=SPLITS) -> float:
     return sum(c.accuracy * c.n for c in cells) / n if n else float("nan")
 
 
-def _answerable(table: dict, split: str) -> float:
+def answerable(table: dict, split: str) -> float:
     """Accuracy over every non-MCQ form of a split (trained or not)."""
     cells = [c for g, c in table[split].items() if g != "mcq"]
     n = sum(c.n for c in cells)
@@ -85,7 +76,7 @@ def quality_floor(full: dict, oracle: dict | None, chance_level: float) -> list[
         rows.append({"metric": label, "value": v, "target": target,
                      "ok": v >= float(target.rstrip(")").split()[-1])})
     if oracle is not None:
-        of = _answerable(oracle, "forget")
+        of = answerable(oracle, "forget")
         rows.append({"metric": "oracle forget accuracy (all forms)", "value": of,
                      "target": f"within 0.05 of chance {chance_level:.3f}",
                      "ok": abs(of - chance_level) <= 0.05})
@@ -98,15 +89,23 @@ def quality_floor(full: dict, oracle: dict | None, chance_level: float) -> list[
 def split_accuracy(model, tokenizer, task: ForgetTask, splits=SPLITS, max_facts: int | None = None,
                    seed: int = 0, batch_size: int = 128) -> dict[str, float]:
     """Exact-answer accuracy per split over every non-multiple-choice form (trained and
-    held-out alike), facts subsampled to `max_facts` per split (seeded)."""
-    import random
-
+    held-out alike), facts subsampled to `max_facts` per split (`subsample_facts`)."""
     out = {}
     for split in splits:
-        facts = task.facts(split)
-        if max_facts is not None and len(facts) > max_facts:
-            facts = random.Random(seed).sample(facts, max_facts)
+        facts = subsample_facts(task.facts(split), max_facts, seed, split)
         exs = [task.render(f, n) for f in facts for n, form in task.forms.items()
                if form.kind != "mcq" and f.relation in form.templates]
         out[split] = accuracy(score_examples(model, tokenizer, exs, batch_size)) if exs else float("nan")
     return out
+
+
+def testbed_quality(loaded_models: list) -> tuple[ForgetTask, list[dict], list[dict]]:
+    """(task, knowledge table of each model, quality-floor rows) for a testbed model and,
+    optionally, its oracle twin (the second model)."""
+    from ..tasks.world import World
+
+    world = World(loaded_models[0].testbed.world)
+    task = world.task()
+    tables = [knowledge(m.model, m.tokenizer, task) for m in loaded_models]
+    rows = quality_floor(tables[0], tables[1] if len(tables) > 1 else None, chance(task, "forget", world))
+    return task, tables, rows

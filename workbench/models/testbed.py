@@ -17,6 +17,7 @@ import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, MixtralConfig, PreTrainedTokenizerFast
 
 from .. import cache
+from ..errors import WorkbenchInputError
 from ..tasks.world import World, WorldConfig
 from .tokenizer import build_tokenizer
 from .train import TrainConfig, train_lm
@@ -61,15 +62,15 @@ class TestbedSpec:
             f"{k}=..." for k in (*_WORLD_KEYS, *_MODEL_KEYS))
         body = text[len("testbed:"):] if text.startswith("testbed:") else None
         if not body:
-            raise ValueError(f"model spec {text!r}: expected {accepted}")
+            raise WorkbenchInputError(f"model spec {text!r}: expected {accepted}")
         arch, _, query = body.partition("?")
         if arch not in ARCHS:
-            raise ValueError(f"model spec {text!r}: unknown testbed {arch!r}; expected {accepted}")
+            raise WorkbenchInputError(f"model spec {text!r}: unknown testbed {arch!r}; expected {accepted}")
         world, model = {}, {}
         try:
             pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True) if query else []
         except ValueError:
-            raise ValueError(f"model spec {text!r}: malformed options {query!r}; expected {accepted}") from None
+            raise WorkbenchInputError(f"model spec {text!r}: malformed options {query!r}; expected {accepted}") from None
         for key, value in pairs:
             try:
                 if key in _WORLD_KEYS:
@@ -83,13 +84,13 @@ class TestbedSpec:
                 else:
                     raise KeyError(key)
             except KeyError:
-                raise ValueError(f"model spec {text!r}: unknown option {key!r}; expected {accepted}") from None
+                raise WorkbenchInputError(f"model spec {text!r}: unknown option {key!r}; expected {accepted}") from None
             except ValueError:
-                raise ValueError(f"model spec {text!r}: bad value {value!r} for {key!r}") from None
+                raise WorkbenchInputError(f"model spec {text!r}: bad value {value!r} for {key!r}") from None
         try:
             return cls(arch, WorldConfig(**world), **model)
         except ValueError as exc:
-            raise ValueError(f"model spec {text!r}: {exc}") from None
+            raise WorkbenchInputError(f"model spec {text!r}: {exc}") from None
 
     def __str__(self) -> str:
         default = WorldConfig()

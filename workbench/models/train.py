@@ -10,7 +10,9 @@ import random
 from dataclasses import asdict, dataclass
 
 import torch
-from workbench.progress import tqdm
+
+from ..errors import WorkbenchInputError
+from ..progress import tqdm
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,8 @@ def _batches(seqs: list[list[int]], batch_size: int, rng: random.Random):
         yield from batches
 
 
-def _collate(seqs, idx, pad_id):
+def collate(seqs, idx, pad_id):
+    """Right-padded (ids, labels, attention mask) of the sequences `idx` (labels -100 on padding)."""
     width = max(len(seqs[i]) for i in idx)
     ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
     labels = torch.full((len(idx), width), -100, dtype=torch.long)
@@ -81,11 +84,11 @@ def train_lm(model, seqs: list[list[int]], pad_id: int, cfg: TrainConfig, seed: 
     losses, running = [], 0.0
     stream = _batches(seqs, cfg.batch_size, rng)
     if cfg.precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision {cfg.precision!r}: expected fp32 or bf16")
+        raise WorkbenchInputError(f"precision {cfg.precision!r}: expected fp32 or bf16")
     device = next(model.parameters()).device.type
     bar = tqdm(range(cfg.steps), desc=desc, disable=not progress, leave=False, position=position)
     for step in bar:
-        ids, labels, mask = _collate(seqs, next(stream), pad_id)
+        ids, labels, mask = collate(seqs, next(stream), pad_id)
         # HF shifts the labels; for MoE configs with output_router_logits the loss
         # includes the router load-balancing term.
         with torch.autocast(device, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):

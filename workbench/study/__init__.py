@@ -7,10 +7,11 @@ resumable after a kill, with an HTML report.
     write_report(run.store_path)             # runs/default/report.html
 """
 from .config import NONE, Cell, Study, StudyError, load_study, parse_study
-from .report import figure_agreement, figure_pareto, figure_relearning, figure_traces, study_rows, write_report
+from .report import (figure_agreement, figure_pareto, figure_study_relearning, figure_study_traces, study_agreement,
+                     study_rows, write_report)
 from .runner import EXECUTORS, StudyRun, default_out, plan, run_study
 from .store import Store
 
 __all__ = ["NONE", "Cell", "Study", "StudyError", "load_study", "parse_study", "EXECUTORS", "StudyRun",
            "default_out", "plan", "run_study", "Store", "write_report", "study_rows", "figure_pareto",
-           "figure_relearning", "figure_traces", "figure_agreement"]
+           "figure_study_relearning", "figure_study_traces", "figure_agreement", "study_agreement"]

@@ -23,7 +23,7 @@
 
     [probes]
     families = ["behaviour", "tofu", "relearn"]
-    options = { max_facts = 50 }
+    options = { max_facts = 50, relearn = { steps = 10 } }   # shared options and family.option
 
 `load_study` validates everything before any model is loaded; a mistake is one error line
 naming the key and what is accepted. `Study.cells()` expands the grid into `Cell`s whose id
@@ -36,9 +36,9 @@ import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from .. import cache
+from ..errors import MissingInputError, WorkbenchInputError
 from ..registry import config_from_dict
 
 NONE = "none"  # the localiser label for "no localisation: the whole model"
@@ -46,7 +46,7 @@ BUNDLED = ("default", "quick")
 _TOP_KEYS = {"name", "seeds", "budgets", "threads", "model", "localiser", "operator", "probes", "description"}
 
 
-class StudyError(ValueError):
+class StudyError(WorkbenchInputError):
     """A malformed study file: the message names the file, the key and what is accepted."""
 
 
@@ -64,9 +64,10 @@ class LocaliserEntry:
     models: tuple[str, ...] | None = None
 
     @property
-    def kind(self) -> str:
+    def kinds(self) -> frozenset:
+        """The site kinds its localiser scores."""
         from ..localise import LOCALISERS
-        return LOCALISERS.get(self.method).kind
+        return LOCALISERS.get(self.method).kinds
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,7 @@ def _pairs(op: OperatorEntry, cls, loc: LocaliserEntry | None) -> bool:
         return label in op.localisers
     if loc is None:
         return not cls.needs_localisation
-    return loc.kind in cls.accepts
+    return cls.takes_kinds(loc.kinds)
 
 
 # -- loading ------------------------------------------------------------------------------
@@ -200,9 +201,9 @@ def resolve_path(study: str | Path) -> Path:
     if str(study) in BUNDLED:
         return bundled_path(str(study))
     if p.suffix != ".toml" and not p.exists():
-        raise FileNotFoundError(f"study {str(study)!r}: no such file, and not a bundled study "
+        raise MissingInputError(f"study {str(study)!r}: no such file, and not a bundled study "
                                 f"(bundled: {', '.join(BUNDLED)})")
-    raise FileNotFoundError(f"study file {str(study)!r} does not exist")
+    raise MissingInputError(f"study file {str(study)!r} does not exist")
 
 
 def load_study(study: str | Path) -> Study:
@@ -218,6 +219,7 @@ def parse_study(data: dict, source: str = "<study>") -> Study:
     """Validate a study dict (parsed TOML) into a `Study`; errors name the key."""
     from ..edit import OPERATORS
     from ..localise import LOCALISERS
+    from ..tasks import split_name
     from probes import ProbeConfig
 
     def fail(key: str, msg: str):
@@ -248,8 +250,10 @@ def parse_study(data: dict, source: str = "<study>") -> Study:
         _check_model_spec(spec, f"{where}.spec", fail)
         tasks = tuple(_list_of(m.get("tasks", ["default"]), str, f"{where}.tasks", fail))
         for t in tasks:
-            if not (t.partition("?")[0] == "default" or t.startswith("real:")):
-                fail(f"{where}.tasks", f"{t!r}: expected default or real:TOPIC (optionally ?relations=..&subjects=..)")
+            try:
+                split_name(t)
+            except WorkbenchInputError as exc:
+                fail(f"{where}.tasks", str(exc))
         models.append(ModelEntry(spec, tasks))
     specs = {m.spec for m in models}
 
@@ -292,10 +296,10 @@ def parse_study(data: dict, source: str = "<study>") -> Study:
                 if lab == NONE and cls.needs_localisation:
                     fail(f"{where}.localisers", f"operator {name_!r} needs a localisation; {NONE!r} is not accepted")
                 if lab != NONE:
-                    kind = next(loc for loc in localisers if loc.label == lab).kind
-                    if kind not in cls.accepts:
-                        fail(f"{where}.localisers", f"{lab!r} gives {kind} sites; operator {name_!r} accepts "
-                                                    f"{', '.join(cls.accepts) or 'no localisation'}")
+                    kinds = next(loc for loc in localisers if loc.label == lab).kinds
+                    if not cls.takes_kinds(kinds):
+                        fail(f"{where}.localisers", f"{lab!r} gives {'+'.join(sorted(kinds))} sites; operator "
+                                                    f"{name_!r} accepts {', '.join(sorted(cls.accepts)) or 'no localisation'}")
         operators.append(OperatorEntry(name_, label, options, locs, _models(entry, where, specs, fail)))
     labels_op = [op.label for op in operators]
     dup = {x for x in labels_op if labels_op.count(x) > 1}
@@ -306,13 +310,15 @@ def parse_study(data: dict, source: str = "<study>") -> Study:
     if not isinstance(probes, dict):
         fail("probes", "expected a table with families = [...] and options = {...}")
     _keys(probes, {"families", "options"}, "probes", fail)
-    pdict = dict(probes.get("options", {}))
+    pdict = probes.get("options", {})
+    if not isinstance(pdict, dict):
+        fail("probes.options", "expected a table, e.g. options = { max_facts = 50, relearn = { steps = 10 } }")
+    pdict = dict(pdict)
     if "families" in probes:
         pdict["families"] = tuple(_list_of(probes["families"], str, "probes.families", fail))
     try:
-        pconfig = config_from_dict(ProbeConfig, pdict)
-        pconfig.check()
-    except ValueError as exc:
+        pconfig = ProbeConfig.from_options(pdict)
+    except WorkbenchInputError as exc:
         fail("probes", str(exc))
     study = Study(name, tuple(models), tuple(localisers), tuple(operators), pconfig.to_dict(),
                   tuple(seeds), tuple(float(b) for b in budgets), threads, source,
@@ -356,7 +362,7 @@ def _options(entry: dict, where: str, config_cls, fail) -> dict:
         fail(f"{where}.options", "expected a table, e.g. options = { key = value }")
     try:
         config_from_dict(config_cls, options)
-    except ValueError as exc:
+    except WorkbenchInputError as exc:
         fail(f"{where}.options", str(exc))
     return dict(options)
 
@@ -380,5 +386,5 @@ def _check_model_spec(spec: str, key: str, fail) -> None:
         if kind == "testbed":
             from ..models.testbed import TestbedSpec
             TestbedSpec.parse(spec)
-    except ValueError as exc:
+    except WorkbenchInputError as exc:
         fail(key, str(exc))

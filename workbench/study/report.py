@@ -14,6 +14,8 @@ from pathlib import Path
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..errors import MissingInputError
+from ..localise import Localisation, agreement_matrix
 from .store import Store
 
 # headline columns: (column, metric, role)
@@ -140,7 +142,7 @@ def figure_pareto(rows: list[dict], references: list[dict] | None = None) -> go.
     return fig
 
 
-def figure_relearning(store: Store, ids: list[str] | None = None, metric: str = "relearn.forget.final") -> go.Figure:
+def figure_study_relearning(store: Store, ids: list[str] | None = None, metric: str = "relearn.forget.final") -> go.Figure:
     """Relearning-attack curves of every edited cell against the original and the oracle
     (accuracy on the held-out forget half per fine-tuning step), one panel per model."""
     cells = {c["cell_id"]: c for c in store.cells(ids) if c["status"] == "done"}
@@ -172,7 +174,7 @@ def figure_relearning(store: Store, ids: list[str] | None = None, metric: str = 
     return fig
 
 
-def figure_traces(rows: list[dict]) -> go.Figure:
+def figure_study_traces(rows: list[dict]) -> go.Figure:
     """Parametric traces per cell: how intact the task's concept vectors are after the edit
     (cosine and top-token Jaccard with the original; 1 = untouched), next to forget accuracy."""
     rows = [r for r in rows if r["status"] == "done" and r.get("concept_cos") is not None]
@@ -188,21 +190,18 @@ def figure_traces(rows: list[dict]) -> go.Figure:
     return fig
 
 
-def agreement_matrix(store: Store, ids: list[str] | None = None, fraction: float = 0.05) -> dict[str, dict]:
+def study_agreement(store: Store, ids: list[str] | None = None, fraction: float = 0.05) -> dict[str, dict]:
     """Per model: the localisers' labels and the Spearman matrix of their (layer, component)
-    selection densities (`workbench.localise.agreement`)."""
-    from ..localise import Localisation
+    selection densities (`workbench.localise.agreement_matrix`)."""
 
     per_model: dict[str, dict[str, str]] = {}
     for c in store.cells(ids):
         if c["status"] == "done" and c["localisation"] and Path(c["localisation"]).is_dir():
             per_model.setdefault(c["model"], {}).setdefault(c["localiser"], c["localisation"])
-    from ..localise.figures import agreement_matrix as matrix_of
-
     out = {}
     for model, paths in per_model.items():
         if len(paths) >= 2:
-            out[model] = matrix_of({label: Localisation.load(p) for label, p in paths.items()}, fraction)
+            out[model] = agreement_matrix({label: Localisation.load(p) for label, p in paths.items()}, fraction)
     return out
 
 
@@ -231,9 +230,9 @@ FIGURES = {"pareto": "Forget vs retain (Pareto)", "relearning": "Relearning atta
 def study_figures(store: Store, ids: list[str] | None = None) -> dict[str, go.Figure]:
     rows = study_rows(store, ids)
     return {"pareto": figure_pareto(rows, reference_rows(store, ids)),
-            "relearning": figure_relearning(store, ids),
-            "traces": figure_traces(rows),
-            "agreement": figure_agreement(agreement_matrix(store, ids))}
+            "relearning": figure_study_relearning(store, ids),
+            "traces": figure_study_traces(rows),
+            "agreement": figure_agreement(study_agreement(store, ids))}
 
 
 def headline_table(rows: list[dict], references: list[dict] | None = None) -> list[dict]:
@@ -252,7 +251,7 @@ def write_report(store_path: str | Path, out: str | Path | None = None, ids: lis
     """One self-contained HTML file (plotly.js inlined once) with every figure and the table."""
     store_path = Path(store_path)
     if not store_path.is_file():
-        raise FileNotFoundError(f"study store {str(store_path)!r} does not exist: run the study first "
+        raise MissingInputError(f"study store {str(store_path)!r} does not exist: run the study first "
                                 f"(`workbench study run`)")
     out = Path(out) if out is not None else store_path.parent / "report.html"
     with Store(store_path) as store:
@@ -272,7 +271,7 @@ def write_report(store_path: str | Path, out: str | Path | None = None, ids: lis
         f"and the oracle's are the reference rows. Click a column header to sort.</p>",
         _table_html(headline_table(rows, refs)),
         *parts,
-        *([f"<h2>Failed cells</h2><ul>" + "".join(
+        *(["<h2>Failed cells</h2><ul>" + "".join(
             f"<li>{html.escape(_label(r))} on {html.escape(r['model'])}: {html.escape(r['error'] or '')}</li>"
             for r in failed) + "</ul>"] if failed else []),
     ])

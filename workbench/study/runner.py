@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..errors import WorkbenchInputError
+from ..pipeline import Pipeline
 from .config import Cell, Study
 from .store import Store
 
 EXECUTORS = ("local", "process", "ray")
-_MODELS: dict[str, object] = {}  # loaded models of this process, by spec
+_PIPELINE: Pipeline | None = None  # this process's pipeline (its models stay loaded)
 
 
 def default_out(study: Study) -> Path:
@@ -32,12 +34,11 @@ def default_out(study: Study) -> Path:
     return Path(os.environ.get("WORKBENCH_RUNS", "runs")) / study.name
 
 
-def _model(spec: str):
-    from ..models import load
-
-    if spec not in _MODELS:
-        _MODELS[spec] = load(spec, progress=False)
-    return _MODELS[spec]
+def _pipeline() -> Pipeline:
+    global _PIPELINE
+    if _PIPELINE is None:
+        _PIPELINE = Pipeline(progress=False)
+    return _PIPELINE
 
 
 def run_cell(payload: dict) -> dict:
@@ -65,35 +66,16 @@ def run_cell(payload: dict) -> dict:
 
 
 def _run(cell: dict, cell_id: str, out: Path) -> dict:
-    from probes import Edited, probe
-
-    from ..edit import apply_operator_cached
-    from ..localise import localise_cached
-    from ..tasks import task_for
-
-    loaded = _model(cell["model"])
-    task = task_for(loaded, cell["task"])
-    loc, loc_path, t = None, None, time.perf_counter()
-    if cell["localiser_method"]:
-        loc, loc_path, _ = localise_cached(loaded, task, cell["localiser_method"], cell["localiser_options"],
-                                           progress=False)
-    t_loc = time.perf_counter() - t
-    t = time.perf_counter()
-    edit, edit_path, _ = apply_operator_cached(loaded, loc, task, cell["operator_name"], cell["operator_options"],
-                                               progress=False, localisation_id=loc_path.name if loc_path else None)
-    t_edit = time.perf_counter() - t
-    t = time.perf_counter()
-    oracle = _model(loaded.oracle_spec) if loaded.oracle_spec else "auto"
-    result = probe(loaded, task, edited=Edited(cell["operator"], lambda: edit.applied(loaded.model),
-                                               Path(edit_path).name),
-                   oracle=oracle, config=cell["probes"], progress=False)
-    t_probe = time.perf_counter() - t
-    result_path = result.save(out / "cells" / f"{cell_id}.json")
+    localiser = (cell["localiser_method"], cell["localiser_options"]) if cell["localiser_method"] else None
+    ran = _pipeline().run(cell["model"], cell["task"], localiser, (cell["operator_name"], cell["operator_options"]),
+                          cell["probes"], label=cell["operator"])
+    result_path = ran.result.save(out / "cells" / f"{cell_id}.json")
     return {
-        "localisation": str(loc_path) if loc_path else None, "edit": str(edit_path), "result": str(result_path),
-        "localise_seconds": round(t_loc, 2), "edit_seconds": round(t_edit, 2), "probe_seconds": round(t_probe, 2),
-        "changed_weights": _changed_scalars(loaded.model, edit),
-        **result_rows(result),
+        "localisation": str(ran.localised.path) if ran.localised else None, "edit": str(ran.edited.path),
+        "result": str(result_path), "localise_seconds": round(ran.seconds["localise"], 2),
+        "edit_seconds": round(ran.seconds["edit"], 2), "probe_seconds": round(ran.seconds["probe"], 2),
+        "changed_weights": _changed_scalars(ran.loaded.model, ran.edited.edit),
+        **result_rows(ran.result),
     }
 
 
@@ -175,9 +157,9 @@ def run_study(study: Study, out: str | Path | None = None, executor: str = "loca
     from workbench.progress import tqdm
 
     if executor not in EXECUTORS:
-        raise ValueError(f"executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
+        raise WorkbenchInputError(f"executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
     if workers < 1:
-        raise ValueError(f"workers={workers}: expected an integer >= 1")
+        raise WorkbenchInputError(f"workers={workers}: expected an integer >= 1")
     t0 = time.time()
     out = Path(out) if out is not None else default_out(study)
     out.mkdir(parents=True, exist_ok=True)
@@ -253,7 +235,7 @@ def _ray(payloads, stored, bar, threads: int, address: str | None = None, **_):
     try:
         import ray
     except ImportError:
-        raise ValueError("executor 'ray' needs Ray: pip install 'unlearning-workbench[ray]' (or pip install ray)") from None
+        raise WorkbenchInputError("executor 'ray' needs Ray: pip install 'unlearning-workbench[ray]' (or pip install ray)") from None
     started = not ray.is_initialized()
     if started:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)

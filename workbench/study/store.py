@@ -21,13 +21,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from ..errors import WorkbenchInputError
+
 SCHEMA_VERSION = 1
 CELL_COLUMNS = ("cell_id", "study", "model", "task", "localiser", "localiser_method", "localiser_options",
                 "operator", "operator_name", "operator_options", "budget", "seed", "status", "error",
                 "seconds", "localise_seconds", "edit_seconds", "probe_seconds", "changed_weights", "threads",
                 "executor", "localisation", "edit", "result", "finished")
 
-_SCHEMA = f"""
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS cells (
     cell_id TEXT PRIMARY KEY, study TEXT NOT NULL, model TEXT NOT NULL, task TEXT NOT NULL,
@@ -66,7 +68,7 @@ class Store:
             self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         version = self.meta("schema_version")
         if version != str(SCHEMA_VERSION):
-            raise ValueError(f"study store {str(self.path)!r}: schema version {version}, expected {SCHEMA_VERSION}")
+            raise WorkbenchInputError(f"study store {str(self.path)!r}: schema version {version}, expected {SCHEMA_VERSION}")
 
     def close(self) -> None:
         self.conn.close()

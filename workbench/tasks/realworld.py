@@ -4,7 +4,7 @@
 continent, landmark, element symbol, book author, company country), each with three
 distractors and a topic. Forget = every fact of one topic (default: France); neighbour = the
 facts of other countries on the same continent (the hardest retain cases); retain = the
-rest. `usable_task(loaded)` keeps only the facts the model answers correctly.
+rest. `workbench.models` keeps only the facts a model answers correctly (`usable_task`).
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+from ..errors import WorkbenchInputError
 from .task import Fact, ForgetTask, Form
 
 DATA = Path(__file__).parent / "data" / "realfacts.json"
@@ -48,7 +49,7 @@ def real_task(topic: str = DEFAULT_TOPIC, facts: list[Fact] | None = None) -> Fo
     facts = all_facts() if facts is None else facts
     known = topics()
     if topic not in known:
-        raise ValueError(f"topic {topic!r}: expected one of {', '.join(known)}")
+        raise WorkbenchInputError(f"topic {topic!r}: expected one of {', '.join(known)}")
     continent = {f.subject.removeprefix("the "): f.answer for f in all_facts() if f.relation == "continent"}
     home = continent.get(topic)
     forget = [f for f in facts if f.topic == topic]
@@ -62,23 +63,3 @@ def real_task(topic: str = DEFAULT_TOPIC, facts: list[Fact] | None = None) -> Fo
         lexicon=tuple(sorted({w for f in forget for w in (*f.subject.split(), *f.answer.split())})),
         description=f"forget everything about {topic}; neighbours: other countries in {home}",
     )
-
-
-def usable_task(loaded, topic: str = DEFAULT_TOPIC, batch_size: int = 32) -> ForgetTask:
-    """The task restricted to facts the model answers exactly in the main prompt form.
-    The usable subset is cached per model directory."""
-    from .. import cache
-    from ..models.scoring import score_examples
-
-    key = cache.content_hash({"model": str(loaded.path), "facts": _data(), "v": 1})
-    path = cache.cache_root() / "usable" / f"{key}.json"
-    if path.is_file():
-        keys = set(json.loads(path.read_text()))
-    else:
-        full = real_task(DEFAULT_TOPIC)
-        examples = [full.render(f, "prompt") for f in all_facts()]
-        scores = score_examples(loaded.model, loaded.tokenizer, examples, batch_size)
-        keys = {ex.fact.key for ex, s in zip(examples, scores) if s.correct}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_json(path, sorted(keys))
-    return real_task(topic, [f for f in all_facts() if f.key in keys])

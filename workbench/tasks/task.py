@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+import random
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Iterable, Iterator
+
+from ..errors import WorkbenchInputError
 
 SPLITS = ("forget", "retain", "neighbour")
 FORM_KINDS = ("declarative", "qa", "cloze", "mcq")
@@ -40,7 +43,7 @@ class Form:
 
     def __post_init__(self):
         if self.kind not in FORM_KINDS:
-            raise ValueError(f"form kind {self.kind!r}: expected one of {', '.join(FORM_KINDS)}")
+            raise WorkbenchInputError(f"form kind {self.kind!r}: expected one of {', '.join(FORM_KINDS)}")
 
 
 @dataclass(frozen=True)
@@ -77,14 +80,14 @@ class ForgetTask:
     def __post_init__(self):
         unknown = set(self.splits) - set(SPLITS)
         if unknown:
-            raise ValueError(f"split {sorted(unknown)[0]!r}: expected one of {', '.join(SPLITS)}")
+            raise WorkbenchInputError(f"split {sorted(unknown)[0]!r}: expected one of {', '.join(SPLITS)}")
         for s in SPLITS:
             self.splits.setdefault(s, [])
 
     # -- access -------------------------------------------------------------------------
     def facts(self, split: str) -> list[Fact]:
         if split not in SPLITS:
-            raise ValueError(f"split {split!r}: expected one of {', '.join(SPLITS)}")
+            raise WorkbenchInputError(f"split {split!r}: expected one of {', '.join(SPLITS)}")
         return self.splits[split]
 
     @property
@@ -93,14 +96,14 @@ class ForgetTask:
 
     def form(self, name: str) -> Form:
         if name not in self.forms:
-            raise ValueError(f"form {name!r}: expected one of {', '.join(self.forms)}")
+            raise WorkbenchInputError(f"form {name!r}: expected one of {', '.join(self.forms)}")
         return self.forms[name]
 
     def render(self, fact: Fact, form: Form | str) -> Example:
         form = self.form(form) if isinstance(form, str) else form
         template = form.templates.get(fact.relation)
         if template is None:
-            raise ValueError(f"form {form.name!r} has no template for relation {fact.relation!r}")
+            raise WorkbenchInputError(f"form {form.name!r} has no template for relation {fact.relation!r}")
         options: tuple[str, ...] = ()
         fill = {"subject": fact.subject}
         if form.kind == "mcq":
@@ -137,6 +140,39 @@ class ForgetTask:
     def summary(self) -> str:
         n = {s: len(self.splits[s]) for s in SPLITS}
         return f"{self.name}: " + ", ".join(f"{k} {v} facts" for k, v in n.items())
+
+
+def form_group(task: ForgetTask, ex: Example) -> str:
+    """The surface-form group an example is reported in: `mcq`; for tasks with a training
+    record `trained` (the training data held this pair), `heldout_qa` (a question or cloze form
+    never trained for this person) or `unseen_para` (the paraphrase no one was trained on);
+    for tasks without one (real models), the form's own name."""
+    if ex.kind == "mcq":
+        return "mcq"
+    if task.trained is None:
+        return ex.form
+    if ex.trained:
+        return "trained"
+    return "heldout_qa" if ex.kind in ("qa", "cloze") else "unseen_para"
+
+
+def subsample_facts(facts: list[Fact], max_facts: int | None, seed: int, split: str) -> list[Fact]:
+    """At most `max_facts` of `facts`, drawn by a generator seeded with (seed, split), kept in
+    their task order. The one subsampling rule of the workbench: a localiser, an operator, a
+    probe and a table given the same `max_facts` and seed see the same facts."""
+    if max_facts is None or len(facts) <= max_facts:
+        return list(facts)
+    if max_facts < 0:
+        raise WorkbenchInputError(f"max_facts={max_facts}: expected a non-negative integer or none")
+    keep = sorted(random.Random(f"{seed}|{split}").sample(range(len(facts)), max_facts))
+    return [facts[i] for i in keep]
+
+
+def subsample(task: ForgetTask, max_facts: int | None, seed: int = 0) -> ForgetTask:
+    """The task with every split subsampled by `subsample_facts` (the same task if None)."""
+    if max_facts is None:
+        return task
+    return replace(task, splits={s: subsample_facts(task.facts(s), max_facts, seed, s) for s in SPLITS})
 
 
 def mcq_options(fact: Fact, seed: int = 0) -> tuple[str, ...]:

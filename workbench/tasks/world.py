@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass
 
+from ..errors import WorkbenchInputError
 from .task import Fact, ForgetTask, Form
 
 FIRST_NAMES = (
@@ -114,7 +115,7 @@ class WorldConfig:
         ]
         for ok, key, accepted in checks:
             if not ok:
-                raise ValueError(f"world option {key}={getattr(self, key)!r}: expected {accepted}")
+                raise WorkbenchInputError(f"world option {key}={getattr(self, key)!r}: expected {accepted}")
 
     def to_dict(self) -> dict:
         return asdict(self)

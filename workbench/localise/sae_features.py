@@ -10,7 +10,8 @@ retain text (every real token of prompt + answer; BOS, EOS and padding excluded)
 Sites are `blocks.L.hook_resid_post.sae.feature.J`; `top(k=N)` is the top-N selection. The
 SAE comes from `workbench.sae` (trained with sae-lens, cached) or any sae-lens directory or
 pretrained release named by `sae=`. Provenance keeps the SAE's directory and metrics and both
-firing-rate vectors (the random baseline of the faithfulness check matches firing rates).
+firing-rate vectors (the random baseline of the faithfulness check,
+`workbench.faithfulness.sae_clamp_check`, matches firing rates).
 `feature_cards` gives, per feature, its top-activating contexts and its top vocabulary tokens.
 """
 from __future__ import annotations
@@ -20,9 +21,11 @@ from typing import Literal
 
 import torch
 
-from ..sites import HookSite, SAEFeatureSite
+from ..errors import WorkbenchInputError
+from ..sae import SAEConfig, load_sae, resid_tokens, train_sae
+from ..sites import HookSite, SAEFeatureSite, SiteKind
+from ..tasks.prompts import split_examples
 from .base import Localiser, register
-from .data import split_examples
 from .localisation import Localisation
 
 
@@ -39,8 +42,6 @@ class SAEFeatureConfig:
 
 def sae_for(loaded, config: SAEFeatureConfig, progress: bool = False):
     """(sae, layer, directory or spec, metrics)."""
-    from ..sae import SAEConfig, load_sae, train_sae
-
     if config.sae is not None:
         sae = load_sae(config.sae)
         hook = sae.cfg.metadata.hook_name if getattr(sae.cfg, "metadata", None) else None
@@ -56,7 +57,7 @@ def _layer_of(hook: str | None, loaded) -> int:
 
     m = re.fullmatch(r"(?:blocks\.(\d+)\.hook_resid_post|model\.layers\.(\d+))", hook or "")
     if not m:
-        raise ValueError(f"SAE hook {hook!r}: the sae localiser reads blocks.L.hook_resid_post (or the HF "
+        raise WorkbenchInputError(f"SAE hook {hook!r}: the sae localiser reads blocks.L.hook_resid_post (or the HF "
                          f"module model.layers.L); pass layer=L only for an SAE trained there")
     return int(m.group(1) or m.group(2))
 
@@ -64,8 +65,6 @@ def _layer_of(hook: str | None, loaded) -> int:
 @torch.no_grad()
 def feature_stats(loaded, sae, layer: int, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """(firing rate [d_sae], mean activation [d_sae]) over the real tokens of `texts`."""
-    from ..sae import resid_tokens
-
     x, _ = resid_tokens(loaded, layer, texts)
     f = sae.to("cpu").encode(x)
     return (f > 0).float().mean(0), f.clamp_min(0).mean(0)
@@ -74,19 +73,19 @@ def feature_stats(loaded, sae, layer: int, texts: list[str]) -> tuple[torch.Tens
 @register
 class SAEFeatures(Localiser):
     name = "sae"
-    kind = "feature"
+    kinds = frozenset({SiteKind.SAE_FEATURE})
     summary = "SAE features (sae-lens) selected by forget vs retain firing rates (SAEBench or SAeUron)"
     Config = SAEFeatureConfig
 
     def localise(self, loaded, task, config: SAEFeatureConfig, progress: bool) -> Localisation:
         if config.retain_threshold < 0:
-            raise ValueError(f"option retain_threshold={config.retain_threshold}: expected >= 0")
+            raise WorkbenchInputError(f"option retain_threshold={config.retain_threshold}: expected >= 0")
         sae, layer, where, metrics = sae_for(loaded, config, progress)
         texts = {s: [e.text for e in split_examples(task, s, config.max_facts, config.seed)]
                  for s in ("forget", "retain")}
         empty = [s for s, t in texts.items() if not t]
         if empty:
-            raise ValueError(f"the task has no {empty[0]} text in its default forms: SAE firing rates need both splits")
+            raise WorkbenchInputError(f"the task has no {empty[0]} text in its default forms: SAE firing rates need both splits")
         f_rate, f_mean = feature_stats(loaded, sae, layer, texts["forget"])
         r_rate, r_mean = feature_stats(loaded, sae, layer, texts["retain"])
         if config.selector == "saebench":
@@ -95,7 +94,7 @@ class SAEFeatures(Localiser):
             scores = f_mean / f_mean.sum().clamp_min(1e-12) - r_mean / r_mean.sum().clamp_min(1e-12)
         hook = HookSite(layer, "hook_resid_post")
         sites = tuple(SAEFeatureSite(hook, j) for j in range(len(scores)))
-        return Localisation("feature", sites, scores.float(), {
+        return Localisation(sites, scores.float(), {
             "sae": where, "sae_metrics": metrics, "forget_rate": f_rate.tolist(), "retain_rate": r_rate.tolist()})
 
 
@@ -104,8 +103,6 @@ def feature_cards(loaded, sae, layer: int, features: list[int], texts: list[str]
                   n_tokens: int = 10, window: int = 6) -> list[dict]:
     """Per feature: firing rate on `texts`, its top-activating contexts (the token marked
     [[like this]]) and the top tokens of its decoder direction through the raw unembedding."""
-    from ..sae import resid_tokens
-
     tok = loaded.tokenizer
     x, where = resid_tokens(loaded, layer, texts)
     f = sae.to("cpu").encode(x)
@@ -130,49 +127,3 @@ def feature_cards(loaded, sae, layer: int, features: list[int], texts: list[str]
                       "contexts": contexts,
                       "top_tokens": [tok.decode([i]).strip() for i in proj[k].topk(n_tokens).indices.tolist()]})
     return cards
-
-
-@torch.no_grad()
-def clamp_check(loaded, task, loc: Localisation, n: int = 20, c: float = 50.0, draws: int = 5,
-                max_facts: int | None = 200, seed: int = 0, neighbours: int = 10) -> dict:
-    """Clamp the top-N selected features vs N random features of similar firing rate (each
-    selected feature's stand-in is drawn from the `neighbours` unselected features closest in
-    overall firing rate); forget and retain accuracy drops, random = mean over `draws`."""
-    import random
-
-    from ..hooks import hook_session
-    from ..models.arch import resolve
-    from ..sae import cached_sae, clamp_fn
-    from .faithfulness import accuracies, eval_examples
-
-    sae = cached_sae(loc.provenance["sae"])
-    top = [s.feature for s in loc.top(k=n)]
-    point = resolve(loc.sites[0].hook, loaded.model)
-    examples = eval_examples(task, max_facts)
-
-    def clamped(features) -> dict:
-        with hook_session(loaded.model) as hs:
-            hs.patch(point.module, point.io, clamp_fn(sae, features, c))
-            return accuracies(loaded, task, examples=examples)
-
-    base = accuracies(loaded, task, examples=examples)
-    hit = clamped(top)
-    rate = torch.tensor(loc.provenance["forget_rate"]) + torch.tensor(loc.provenance["retain_rate"])
-    chosen = set(top)
-    rng = random.Random(seed)
-    rand = []
-    for _ in range(draws):
-        picked: list[int] = []
-        for j in top:
-            order = (rate - rate[j]).abs().argsort().tolist()
-            pool = [i for i in order if i not in chosen and i not in picked][:neighbours]
-            picked.append(rng.choice(pool))
-        rand.append(clamped(picked))
-    drop = lambda acc, split: base[split] - acc[split]  # noqa: E731
-    out = {"n": n, "c": c, "forget_before": base["forget"], "retain_before": base["retain"],
-           "forget_drop": drop(hit, "forget"), "retain_drop": drop(hit, "retain"),
-           "random_forget_drop": sum(drop(a, "forget") for a in rand) / draws,
-           "random_retain_drop": sum(drop(a, "retain") for a in rand) / draws}
-    out["ratio_vs_random"] = out["forget_drop"] / max(out["random_forget_drop"], 1e-9)
-    out["pass"] = out["forget_drop"] >= 2 * out["random_forget_drop"] and out["forget_drop"] > 0
-    return out

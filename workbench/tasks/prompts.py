@@ -1,8 +1,9 @@
-"""Prompts for localisers: each forget (or retain) fact rendered in a form, tokenised, with
-the answer's first token, wrong options' first tokens, the subject's token positions, and a
-corrupted twin (subject replaced by another subject of the same token length).
+"""Prompts built from a task's facts: the examples of a split in its default forms, tokenised
+prompts with the answer's first token, wrong options, the subject's positions and a corrupted
+twin (subject replaced by another subject of the same token length), and batches of them.
 
-Sequences are grouped by length so batches need no padding (exact positions, no masks).
+Localisers, operators and probes all read facts through these builders, so a given
+`max_facts` and seed select the same facts everywhere (`task.subsample_facts`).
 """
 from __future__ import annotations
 
@@ -12,17 +13,7 @@ from typing import Iterator
 
 import torch
 
-from ..tasks.task import Example, ForgetTask
-
-
-@dataclass(frozen=True)
-class Prompt:
-    example: Example
-    ids: tuple[int, ...]
-    answer: int  # first answer token
-    wrong: tuple[int, ...]  # first tokens of the wrong options (distinct from answer)
-    subject: tuple[int, ...]  # token positions of the subject
-    corrupt: tuple[int, ...] | None  # same length, subject replaced
+from .task import Example, ForgetTask, subsample_facts
 
 
 def default_forms(task: ForgetTask) -> list[str]:
@@ -36,16 +27,26 @@ def default_forms(task: ForgetTask) -> list[str]:
 
 
 def split_examples(task: ForgetTask, split: str, max_facts: int | None = None, seed: int = 0,
-                   forms: list[str] | None = None) -> list:
-    """The facts of one split (seeded subsample of `max_facts`) rendered in `forms`
-    (default: `default_forms`)."""
-    import random
-
-    facts = list(task.facts(split))
-    if max_facts is not None and len(facts) > max_facts:
-        facts = random.Random(seed).sample(facts, max_facts)
+                   forms: list[str] | None = None) -> list[Example]:
+    """The facts of one split (`subsample_facts`) rendered in `forms` (default: `default_forms`)."""
+    facts = subsample_facts(task.facts(split), max_facts, seed, split)
     forms = forms or default_forms(task)
     return [task.render(f, n) for f in facts for n in forms if f.relation in task.forms[n].templates]
+
+
+def eval_examples(task: ForgetTask, max_facts: int | None = 200, forms=None, seed: int = 0) -> dict[str, list[Example]]:
+    """Forget and retain examples in the default forms: what accuracy checks read."""
+    return {split: split_examples(task, split, max_facts, seed, forms) for split in ("forget", "retain")}
+
+
+@dataclass(frozen=True)
+class Prompt:
+    example: Example
+    ids: tuple[int, ...]
+    answer: int  # first answer token
+    wrong: tuple[int, ...]  # first tokens of the wrong options (distinct from answer)
+    subject: tuple[int, ...]  # token positions of the subject
+    corrupt: tuple[int, ...] | None  # same length, subject replaced
 
 
 def _subject_positions(tokenizer, prompt: str, subject: str) -> tuple[int, ...]:
@@ -57,16 +58,17 @@ def _subject_positions(tokenizer, prompt: str, subject: str) -> tuple[int, ...]:
     return tuple(i for i, (a, b) in enumerate(enc["offset_mapping"]) if b > a and a < end and b > start)
 
 
-def _first(tokenizer, text: str) -> int:
+def first_token(tokenizer, text: str) -> int:
+    """The first token of `text` as it follows a prompt (after a space)."""
     return tokenizer(" " + text, add_special_tokens=False)["input_ids"][0]
 
 
 def build_prompts(tokenizer, task: ForgetTask, split: str, forms: list[str] | None = None,
                   max_facts: int | None = None, seed: int = 0) -> list[Prompt]:
+    """Tokenised prompts of a split's facts (`subsample_facts`) with corrupted twins; the
+    corrupting subject is drawn by a generator seeded with `seed`."""
     rng = random.Random(seed)
-    facts = list(task.facts(split))
-    if max_facts is not None and len(facts) > max_facts:
-        facts = rng.sample(facts, max_facts)
+    facts = subsample_facts(task.facts(split), max_facts, seed, split)
     subjects = sorted({f.subject for f in task.all_facts})
     forms = forms or default_forms(task)
     out = []
@@ -76,8 +78,8 @@ def build_prompts(tokenizer, task: ForgetTask, split: str, forms: list[str] | No
                 continue
             ex = task.render(fact, name)
             ids = tuple(tokenizer(ex.prompt)["input_ids"])
-            answer = _first(tokenizer, ex.answer)
-            wrong = tuple(dict.fromkeys(t for t in (_first(tokenizer, d) for d in fact.distractors) if t != answer))
+            answer = first_token(tokenizer, ex.answer)
+            wrong = tuple(dict.fromkeys(t for t in (first_token(tokenizer, d) for d in fact.distractors) if t != answer))
             subj = _subject_positions(tokenizer, ex.prompt, fact.subject)
             corrupt = None
             same = sorted({f.subject for f in task.all_facts if f.relation == fact.relation})
@@ -125,20 +127,18 @@ def batches(prompts: list[Prompt], batch_size: int = 64, need_corrupt: bool = Fa
                         torch.tensor([p.answer for p in chunk]), wrong, subject)
 
 
-def logit_diff(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-    """M = logit(answer) - mean logit(wrong options) at the last position, per sequence."""
-    last = logits[:, -1, :].float()
-    right = last.gather(1, batch.answer[:, None]).squeeze(1)
-    valid = batch.wrong >= 0
-    wrong = last.gather(1, batch.wrong.clamp(min=0)) * valid
-    return right - wrong.sum(1) / valid.sum(1)
+def encode_pair(tokenizer, prompt: str, answer: str) -> tuple[list[int], int]:
+    """Token ids of prompt + " " + answer and the prompt's length in tokens."""
+    p = tokenizer(prompt)["input_ids"]
+    full = tokenizer(prompt + " " + answer)["input_ids"]
+    if full[: len(p)] != p:  # BPE merged across the boundary: fall back to concatenation
+        full = p + tokenizer(" " + answer, add_special_tokens=False)["input_ids"]
+    return full, len(p)
 
 
 def answer_batches(tokenizer, examples: list[Example], batch_size: int = 64):
     """Teacher-forcing batches of prompt + answer (right-padded): (ids, mask, labels) with
     labels -100 everywhere except on answer tokens. For losses and gradients."""
-    from ..models.scoring import encode_pair
-
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     seqs = [encode_pair(tokenizer, ex.prompt, ex.answer) for ex in examples]
     for start in range(0, len(seqs), batch_size):
@@ -152,10 +152,3 @@ def answer_batches(tokenizer, examples: list[Example], batch_size: int = 64):
             mask[r, : len(s)] = 1
             labels[r, n_prompt : len(s)] = torch.tensor(s[n_prompt:])
         yield ids, mask, labels
-
-
-def answer_ce(model, ids, mask, labels) -> torch.Tensor:
-    """Mean cross-entropy over answer tokens."""
-    logits = model(input_ids=ids, attention_mask=mask).logits.float()
-    return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
-                                             labels[:, 1:].reshape(-1), ignore_index=-100)

@@ -1,0 +1,131 @@
+"""`workbench study run|status|report|export`: scripted ablation studies."""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from ..errors import MissingInputError, WorkbenchInputError
+from .common import command, table, threads
+
+study_app = typer.Typer(no_args_is_help=True, help="Scripted ablation studies: run, status, report, export.")
+
+_STUDY_ARG = typer.Argument(..., help="a study TOML file, a bundled study (default, quick), or a run directory")
+_OUT_OPT = typer.Option(None, "--out", help="the run directory (default: runs/<study name>)")
+
+
+def _study_store(study: str, out: Optional[str]):
+    """(Study or None, run directory) for a study file / bundled name / run directory."""
+    from pathlib import Path
+
+    from ..study import default_out, load_study
+
+    p = Path(study)
+    if p.is_dir() and (p / "study.sqlite").is_file():
+        return None, p
+    if p.is_file() and p.suffix in (".sqlite", ".db"):
+        return None, p.parent
+    st = load_study(study)
+    return st, Path(out) if out else default_out(st)
+
+
+@study_app.command("run")
+@command
+def study_run(study: str = _STUDY_ARG, out: Optional[str] = _OUT_OPT,
+              executor: str = typer.Option("local", help="local | process | ray"),
+              workers: int = typer.Option(1, help="process executor: worker processes"),
+              address: Optional[str] = typer.Option(None, help="ray executor: the cluster address (default: a local Ray)"),
+              report: bool = typer.Option(True, help="write the HTML report when done"),
+              retry_failed: bool = typer.Option(True, help="rerun cells that failed before")):
+    """Run a study: every cell not yet in the store (localise -> edit -> probe); a killed run
+    resumes where it stopped. Prints the headline table and writes the report."""
+    from ..study import EXECUTORS, load_study, run_study
+
+    if executor not in EXECUTORS:
+        raise WorkbenchInputError(f"--executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
+    st = load_study(study)
+    threads()
+    run = run_study(st, out=out, executor=executor, workers=workers, address=address, retry_failed=retry_failed)
+    typer.echo(f"\nstudy {st.name}: {len(run.cells)} cells, {len(run.ran)} run now, {len(run.skipped)} already "
+               f"stored, {len(run.failed)} failed ({run.seconds:.0f} s) -> {run.store_path}")
+    print_headline(run.store_path, [c.id for c in run.cells])
+    if report:
+        from ..study import write_report
+
+        typer.echo(f"report: {write_report(run.store_path, ids=[c.id for c in run.cells])}")
+
+
+def print_headline(store_path, ids=None) -> None:
+    from ..study import Store
+    from ..study.report import headline_table, reference_rows, study_rows
+
+    with Store(store_path) as store:
+        rows = headline_table(study_rows(store, ids), reference_rows(store, ids))
+    typer.echo(table(rows, ["model", "localiser", "operator", "budget", "seed", "forget", "retain", "neighbour",
+                            "forget_quality", "mia_auc", "latent", "relearned", "concept_cos", "seconds"]))
+
+
+@study_app.command("status")
+@command
+def study_status(study: str = _STUDY_ARG, out: Optional[str] = _OUT_OPT):
+    """Which cells are done, failed or still to run."""
+    from ..study import Store
+
+    st, run_dir = _study_store(study, out)
+    stored = {}
+    if (run_dir / "study.sqlite").is_file():
+        with Store(run_dir / "study.sqlite") as store:
+            stored = {c["cell_id"]: c for c in store.cells()}
+    cells = st.cells() if st is not None else []
+    rows = [{"cell": c.id, "what": c.label, "status": stored.get(c.id, {}).get("status", "to run"),
+             "seconds": stored.get(c.id, {}).get("seconds")} for c in cells]
+    planned = {c.id for c in cells}
+    rows += [{"cell": i, "what": f"{c['model']} | {c['localiser']} -> {c['operator']}", "status": c["status"],
+              "seconds": c["seconds"]} for i, c in stored.items() if i not in planned]
+    typer.echo(table(rows, ["cell", "what", "status", "seconds"]))
+    counts = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    typer.echo(f"\n{run_dir / 'study.sqlite'}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    for i, c in stored.items():
+        if c["status"] == "failed":
+            typer.echo(f"failed {i}: {c['error']}")
+
+
+@study_app.command("report")
+@command
+def study_report(study: str = _STUDY_ARG, out: Optional[str] = _OUT_OPT,
+                 html: Optional[str] = typer.Option(None, help="where to write the HTML (default: <run dir>/report.html)")):
+    """Write the study's self-contained HTML report (plotly figures + a sortable table)."""
+    from ..study import write_report
+
+    st, run_dir = _study_store(study, out)
+    ids = [c.id for c in st.cells()] if st is not None else None
+    path = write_report(run_dir / "study.sqlite", html, ids=ids)
+    print_headline(run_dir / "study.sqlite", ids)
+    typer.echo(f"report: {path}")
+
+
+@study_app.command("export")
+@command
+def study_export(study: str = _STUDY_ARG, out: Optional[str] = _OUT_OPT,
+                 file: str = typer.Option(..., "--file", "-f", help="output file (.csv or .parquet)"),
+                 format: Optional[str] = typer.Option(None, help="csv | parquet (default: from the file name)")):
+    """Export one row per cell (coordinates + every metric per role) as CSV or Parquet."""
+    from ..study import Store
+
+    fmt = format or file.rsplit(".", 1)[-1].lower()
+    if fmt not in ("csv", "parquet"):
+        raise WorkbenchInputError(f"export format {fmt!r}: expected csv or parquet")
+    st, run_dir = _study_store(study, out)
+    if not (run_dir / "study.sqlite").is_file():
+        raise MissingInputError(f"study store {str(run_dir / 'study.sqlite')!r} does not exist: run the study first")
+    import pandas as pd
+
+    with Store(run_dir / "study.sqlite") as store:
+        frame = pd.DataFrame(store.wide([c.id for c in st.cells()] if st is not None else None))
+    if fmt == "csv":
+        frame.to_csv(file, index=False)
+    else:
+        frame.to_parquet(file, index=False)
+    typer.echo(f"{len(frame)} cells x {frame.shape[1]} columns -> {file}")
