@@ -32,6 +32,13 @@ if ss.model_spec:
     st.success(f"**{loaded.spec}**: {loaded.n_params:,} parameters, {loaded.model.config.num_hidden_layers} layers "
                f"({loaded.source}). Task **{task.name}**: " +
                ", ".join(f"{s} {len(task.facts(s))} facts" for s in ("forget", "retain", "neighbour")))
+    if loaded.source == "testbed":
+        from workbench.models.knowledge import floor_verdict
+
+        verdict = run_safely(floor_verdict, loaded.spec)
+        if verdict is not None and not verdict.met:
+            st.warning(f"{loaded.spec} is below the testbed quality floor: {verdict.summary()}. Its verdicts are "
+                       f"not comparable with a model that meets it; train it longer (a larger `steps=` in the spec).")
     with st.expander("compose a forget task: only some relations or people of the forget split"):
         base = loaded.task(ss.task_name.partition("?")[0])
         forget = base.facts("forget")

@@ -29,7 +29,8 @@ elif not (where / "study.sqlite").is_file():
 else:
     from workbench.study import Store
     from workbench.study.report import (figure_agreement, figure_pareto, figure_study_relearning,
-                                        figure_study_traces, reference_rows, study_agreement, study_rows)
+                                        figure_study_traces, floor_warnings, reference_rows, study_agreement,
+                                        study_rows)
 
     with Store(where / "study.sqlite") as store:
         rows = study_rows(store)
@@ -42,6 +43,8 @@ else:
                 and (not ops or r["operator"] in ops)]
         ids = [r["cell_id"] for r in keep]
         st.caption(f"{len(keep)} of {len(rows)} cells; {sum(r['status'] == 'failed' for r in keep)} failed")
+        for line in floor_warnings(keep):
+            st.warning(line)
         st.dataframe([{k: v for k, v in r.items() if k not in ("result", "localisation", "edit")} for r in keep],
                      width="stretch", height=300)
         st.plotly_chart(figure_pareto(keep, refs), key="st_pareto")

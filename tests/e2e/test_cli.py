@@ -31,10 +31,30 @@ def test_bad_input_is_one_clear_line(args, needle):
 
 
 def test_prepare_small_world_prints_quality_floor():
-    r = run("models", "prepare", "testbed:dense?people=40&attributes=3&steps=600")
+    r = run("models", "prepare", "testbed:dense?people=40&attributes=3&steps=600", "--allow-below-floor")
     assert r.returncode == 0, r.stderr
     assert "Quality floor" in r.stdout and "oracle forget accuracy" in r.stdout
     assert "testbed:dense?people=40&attributes=3&steps=600&oracle=1" in r.stdout or "oracle=1" in r.stdout
+
+
+def test_prepare_below_the_floor_exits_non_zero_with_one_line():
+    spec = "testbed:dense?people=40&attributes=3&steps=40"  # deliberately under-trained
+    r = run("models", "prepare", spec)
+    assert r.returncode == 3, r.stdout + r.stderr
+    # stderr also carries the training's progress bars; the verdict is one line, the last
+    errors = [l for l in r.stderr.replace("\r", "\n").splitlines() if l.startswith("error:")]
+    assert len(errors) == 1 and r.stderr.rstrip().endswith(errors[0]), r.stderr[-2000:]
+    assert errors[0].startswith(f"error: {spec} is below the quality floor: ") and "Traceback" not in r.stderr
+    assert "full trained forms (all splits)" in errors[0] and "--allow-below-floor" in errors[0]
+    assert "steps=80" in errors[0]  # how to proceed: twice the steps
+    assert "NO" in r.stdout  # the floor table still shows every line
+    from workbench import cache
+    from workbench.models.testbed import TestbedSpec
+
+    assert cache.is_complete(TestbedSpec.parse(spec).cache_path)  # the model stays in the cache
+    kept = run("models", "prepare", spec, "--allow-below-floor")
+    last = kept.stderr.rstrip().splitlines()[-1]
+    assert kept.returncode == 0 and last.startswith(f"warning: {spec} is below the quality floor"), kept.stderr
 
 
 def test_sites_parse_and_resolve():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import signal
@@ -229,3 +230,35 @@ def test_a_failing_cell_is_recorded_and_the_study_goes_on(small_dense, tmp_path)
         assert "layer=99" in failed[0]["error"] and not store.metrics(failed[0]["cell_id"])
     html = write_report(run.store_path).read_text()
     assert "Failed cells" in html and "layer=99" in html
+
+
+UNDER_TRAINED = "testbed:dense?people=40&attributes=3&steps=40"  # deliberately below the quality floor
+
+
+def test_a_model_below_the_quality_floor_is_marked_not_hidden(tmp_path):
+    from workbench.models.knowledge import floor_verdict
+    from workbench.study.report import study_rows
+
+    verdict = floor_verdict(UNDER_TRAINED)
+    assert not verdict.met and verdict.failed  # 40 steps cannot learn the facts
+    study = parse_study({
+        "name": "under", "model": [{"spec": UNDER_TRAINED}, {"spec": SMALL}],
+        "operator": [{"name": "ga", "options": {"steps": 1}}],
+        "probes": {"families": ["behaviour"], "options": {"max_facts": 5}}})
+    run = run_study(study, out=tmp_path, progress=False)
+    assert not run.failed and len(run.ran) == 2  # the cell runs: it is marked, not refused
+    with Store(run.store_path) as store:
+        floors = json.loads(store.meta("quality_floor"))
+        rows = {r["model"]: r for r in study_rows(store)}
+    assert floors[UNDER_TRAINED]["met"] is False
+    assert floors[UNDER_TRAINED]["summary"] == verdict.summary()
+    assert rows[UNDER_TRAINED]["below_floor"] == verdict.summary()
+    # the small world's mark follows its own measured verdict
+    assert (rows[SMALL]["below_floor"] is None) == floor_verdict(SMALL).met
+    html = write_report(run.store_path).read_text()
+    assert f"{UNDER_TRAINED} is below the testbed quality floor".replace("&", "&amp;") in html
+    r = subprocess.run([sys.executable, "-m", "workbench.cli", "study", "report", str(run.out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert f"warning: {UNDER_TRAINED} is below the testbed quality floor" in r.stdout
+    assert "done, model below floor" in r.stdout

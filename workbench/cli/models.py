@@ -35,8 +35,11 @@ def models_list():
 @models_app.command("prepare")
 @command
 def models_prepare(spec: str = typer.Argument(..., help="e.g. testbed:dense, testbed:moe, smollm2-135m-instruct"),
-                   oracle: bool = typer.Option(True, help="also prepare the oracle twin (testbed)")):
-    """Build a model into the cache (and its oracle twin); print its quality floor."""
+                   oracle: bool = typer.Option(True, help="also prepare the oracle twin (testbed)"),
+                   allow_below_floor: bool = typer.Option(
+                       False, "--allow-below-floor", help="exit 0 even when a quality-floor line is not met")):
+    """Build a model into the cache (and its oracle twin); print its quality floor. A testbed
+    model below the floor exits with code 3 (it stays in the cache) unless --allow-below-floor."""
     threads()
     from ..models import load, parse_kind
 
@@ -52,28 +55,48 @@ def models_prepare(spec: str = typer.Argument(..., help="e.g. testbed:dense, tes
         t0 = time.time()
         specs.append(load(loaded.oracle_spec))
         typer.echo(f"{specs[-1].spec}: oracle twin at {specs[-1].path} ({time.time() - t0:.1f} s)")
-    print_quality(specs)
+    verdict = print_quality(specs)
+    if verdict.met:
+        return
+    steps = loaded.testbed.train_config.steps
+    msg = (f"{loaded.spec} is below the quality floor: {verdict.summary()}. It stays in the cache; "
+           f"train it longer (e.g. add steps={2 * steps} to the spec) or pass --allow-below-floor to use it as it is")
+    if allow_below_floor:
+        typer.echo(f"warning: {msg}", err=True)
+        return
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(FLOOR_EXIT)
 
 
-def print_quality(loaded_models, brief: bool = False) -> None:
-    """The knowledge tables of a testbed model (and its oracle) and the quality floor."""
-    from ..models.knowledge import answerable, testbed_quality
+FLOOR_EXIT = 3  # a testbed model below the quality floor (2: bad input, 1: a bug)
 
-    task, tables, rows = testbed_quality(loaded_models)
+
+def print_quality(loaded_models, brief: bool = False):
+    """Print the knowledge tables of a testbed model (and its oracle) and the quality floor;
+    returns the floor's `FloorVerdict`. With the oracle the measurement comes from the cache
+    (`quality_report`)."""
+    from ..models.knowledge import FloorVerdict, answerable, quality_report, testbed_quality
+
+    if len(loaded_models) == 2:
+        report = quality_report(loaded_models[0].spec)
+        tables, verdict = report.tables, report.verdict
+    else:
+        _, tables, rows = testbed_quality(loaded_models)
+        verdict = FloorVerdict(loaded_models[0].spec, tuple(rows))
     if brief:
         for m, t in zip(loaded_models, tables):
             accs = " / ".join(f"{s} {answerable(t, s):.3f}" for s in t)
             typer.echo(f"  {m.spec}: {accs} (every question form; trained in {m.info.get('train_seconds', '?')} s)")
-        bad = [r["metric"] for r in rows if r["ok"] is False]
-        typer.echo("  quality floor: " + ("every target met" if not bad else "NOT met: " + "; ".join(bad)))
-        return
-    typer.echo(task.summary())
+        typer.echo("  quality floor: " + ("every target met" if verdict.met else "NOT met: " + verdict.summary()))
+        return verdict
+    typer.echo(loaded_models[0].task().summary())
     for m, t in zip(loaded_models, tables):
         typer.echo(f"\n{m.spec}  (trained in {m.info.get('train_seconds', '?')} s)")
         typer.echo(knowledge_rows(t))
     typer.echo("\nQuality floor")
-    typer.echo(table([{**r, "ok": {True: "yes", False: "NO", None: ""}[r["ok"]]} for r in rows],
+    typer.echo(table([{**r, "ok": {True: "yes", False: "NO", None: ""}[r["ok"]]} for r in verdict.rows],
                      ["metric", "value", "target", "ok"]))
+    return verdict
 
 
 def knowledge_rows(t: dict) -> str:

@@ -57,12 +57,15 @@ def study_run(study: str = _STUDY_ARG, out: Optional[str] = _OUT_OPT,
 
 def print_headline(store_path, ids=None) -> None:
     from ..study import Store
-    from ..study.report import headline_table, reference_rows, study_rows
+    from ..study.report import floor_warnings, headline_table, reference_rows, study_rows
 
     with Store(store_path) as store:
-        rows = headline_table(study_rows(store, ids), reference_rows(store, ids))
+        cells = study_rows(store, ids)
+        rows = headline_table(cells, reference_rows(store, ids))
+    for line in floor_warnings(cells):
+        typer.echo(f"warning: {line}")
     typer.echo(table(rows, ["model", "localiser", "operator", "budget", "seed", "forget", "retain", "neighbour",
-                            "forget_quality", "mia_auc", "latent", "relearned", "concept_cos", "seconds"]))
+                            "forget_quality", "mia_auc", "latent", "relearned", "concept_cos", "seconds", "status"]))
 
 
 @study_app.command("status")

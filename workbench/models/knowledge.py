@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .. import cache
 from ..tasks.task import SPLITS, ForgetTask, form_group, subsample_facts
 from .scoring import accuracy, score_examples
 
@@ -47,6 +48,7 @@ def chance(task: ForgetTask, split: str = "forget", world=None) -> float:
 
 
 # -- the testbed quality floor --------------------------------------------------------------
+FLOOR_VERSION = 2  # 2: the oracle's forget line is one-sided (at most chance + 0.05)
 FLOOR = (
     ("full trained forms (all splits)", "trained", ">= 0.95"),
     ("full held-out question/cloze", "heldout_qa", ">= 0.90"),
@@ -77,9 +79,12 @@ def quality_floor(full: dict, oracle: dict | None, chance_level: float) -> list[
                      "ok": v >= float(target.rstrip(")").split()[-1])})
     if oracle is not None:
         of = answerable(oracle, "forget")
+        # one-sided: an oracle under chance knows no more of the forget set than one at chance
+        # (a 100-person world's oracle read 0.033 against chance 0.083 on its 50 forget facts,
+        # whose standard error alone is 0.039)
         rows.append({"metric": "oracle forget accuracy (all forms)", "value": of,
-                     "target": f"within 0.05 of chance {chance_level:.3f}",
-                     "ok": abs(of - chance_level) <= 0.05})
+                     "target": f"at most chance {chance_level:.3f} + 0.05",
+                     "ok": of <= chance_level + 0.05})
         fr, orr = _pooled(full, "trained", ("retain", "neighbour")), _pooled(oracle, "trained", ("retain", "neighbour"))
         rows.append({"metric": "oracle retain accuracy (trained forms)", "value": orr,
                      "target": f"within 0.02 of full {fr:.3f}", "ok": abs(orr - fr) <= 0.02})
@@ -97,6 +102,66 @@ def split_accuracy(model, tokenizer, task: ForgetTask, splits=SPLITS, max_facts:
                if form.kind != "mcq" and f.relation in form.templates]
         out[split] = accuracy(score_examples(model, tokenizer, exs, batch_size)) if exs else float("nan")
     return out
+
+
+@dataclass(frozen=True)
+class FloorVerdict:
+    """Whether a testbed model (with its oracle twin) meets the quality floor, line by line."""
+    spec: str
+    rows: tuple[dict, ...]
+
+    @property
+    def met(self) -> bool:
+        return all(r["ok"] is not False for r in self.rows)
+
+    @property
+    def failed(self) -> list[dict]:
+        return [r for r in self.rows if r["ok"] is False]
+
+    def summary(self) -> str:
+        """One line: 'met', or each failed floor line with its value and target."""
+        if self.met:
+            return "every floor line met"
+        return "; ".join(f"{r['metric']} {r['value']:.3f} (target {r['target']})" for r in self.failed)
+
+    def to_dict(self) -> dict:
+        return {"spec": self.spec, "met": self.met, "rows": list(self.rows)}
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    """A testbed model and its oracle twin: each one's knowledge table and the floor verdict."""
+    tables: tuple[dict, dict]  # full, oracle: {split: {group: GroupAccuracy}}
+    verdict: FloorVerdict
+
+
+def quality_report(spec: str) -> QualityReport:
+    """The knowledge tables and quality floor of testbed model `spec` and its oracle twin
+    (both trained where missing), measured once per pair of trained weights and kept in the
+    cache (scoring every form of a 450-person world takes about a minute)."""
+    import json
+
+    from . import load, testbed
+
+    full = testbed.TestbedSpec.parse(spec).twin(oracle=False)
+    key = cache.content_hash({"full": full.recipe(), "oracle": full.twin().recipe(), "floor": FLOOR,
+                              "version": FLOOR_VERSION})
+
+    def make() -> dict:
+        _, tables, rows = testbed_quality([load(str(full), progress=False), load(str(full.twin()), progress=False)])
+        return {"tables": [{s: {g: [c.accuracy, c.n] for g, c in t[s].items()} for s in t} for t in tables],
+                "rows": rows}
+
+    data, _, _ = cache.cached(cache.entry_path("floors", "testbed-floor", key), make,
+                              lambda data, out: cache.write_json(out / "floor.json", data),
+                              lambda out: json.loads((out / "floor.json").read_text()))
+    tables = tuple({s: {g: GroupAccuracy(*v) for g, v in t[s].items()} for s in t} for t in data["tables"])
+    return QualityReport(tables, FloorVerdict(str(full), tuple(data["rows"])))
+
+
+def floor_verdict(spec: str) -> FloorVerdict:
+    """Whether testbed model `spec` and its oracle twin meet the quality floor (cached)."""
+    return quality_report(spec).verdict
 
 
 def testbed_quality(loaded_models: list) -> tuple[ForgetTask, list[dict], list[dict]]:

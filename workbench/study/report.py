@@ -38,8 +38,17 @@ _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#
 _SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "star", "cross", "triangle-down", "pentagon")
 
 
+def below_floor(store: Store) -> dict[str, str]:
+    """{model spec: which floor lines failed} for the study's testbed models below the quality
+    floor (recorded by `run_study` in the store's meta)."""
+    floors = json.loads(store.meta("quality_floor") or "{}")
+    return {m: v["summary"] for m, v in floors.items() if not v["met"]}
+
+
 def study_rows(store: Store, ids: list[str] | None = None) -> list[dict]:
-    """One row per stored cell: coordinates, headline metrics of the edited model, seconds."""
+    """One row per stored cell: coordinates, headline metrics of the edited model, seconds,
+    and `below_floor` (the model's failed quality-floor lines, or None)."""
+    below = below_floor(store)
     values: dict[tuple, float | None] = {}
     for m in store.metrics():
         values[(m["cell_id"], m["metric"], m["role"])] = m["value"]
@@ -48,7 +57,7 @@ def study_rows(store: Store, ids: list[str] | None = None) -> list[dict]:
         row = {"cell_id": c["cell_id"], "model": c["model"], "task": c["task"], "localiser": c["localiser"],
                "operator": c["operator"], "budget": c["budget"], "seed": c["seed"], "status": c["status"],
                "error": c["error"], "seconds": c["seconds"], "result": c["result"],
-               "localisation": c["localisation"], "edit": c["edit"]}
+               "localisation": c["localisation"], "edit": c["edit"], "below_floor": below.get(c["model"])}
         for col, metric, role in HEADLINE:
             row[col] = values.get((c["cell_id"], metric, role))
         out.append(row)
@@ -242,8 +251,16 @@ def headline_table(rows: list[dict], references: list[dict] | None = None) -> li
         out.append({**dict.fromkeys(COLUMNS), "model": ref["model"], "localiser": f"[{ref['role']}]",
                     "operator": "", **{c: ref[c] for c, _, _ in HEADLINE}, "status": "reference"})
     for r in rows:
-        out.append({k: r.get(k) for k in COLUMNS} | ({"forget": "failed"} if r["status"] == "failed" else {}))
+        out.append({k: r.get(k) for k in COLUMNS} | ({"forget": "failed"} if r["status"] == "failed" else {})
+                   | ({"status": f"{r['status']}, model below floor"} if r.get("below_floor") else {}))
     return out
+
+
+def floor_warnings(rows: list[dict]) -> list[str]:
+    """One line per model of `rows` that is below the testbed quality floor."""
+    below = {r["model"]: r["below_floor"] for r in rows if r.get("below_floor")}
+    return [f"{m} is below the testbed quality floor ({why}): read its cells with care"
+            for m, why in below.items()]
 
 
 def write_report(store_path: str | Path, out: str | Path | None = None, ids: list[str] | None = None,
@@ -269,6 +286,7 @@ def write_report(store_path: str | Path, out: str | Path | None = None, ids: lis
         f"<h1>Study {html.escape(name)}</h1>",
         f"<p>{done} cells done, {len(failed)} failed. Values are the edited model's; the original's "
         f"and the oracle's are the reference rows. Click a column header to sort.</p>",
+        *[f"<p class='warning'>Warning: {html.escape(w)}.</p>" for w in floor_warnings(rows)],
         _table_html(headline_table(rows, refs)),
         *parts,
         *(["<h2>Failed cells</h2><ul>" + "".join(
@@ -305,6 +323,7 @@ _PAGE = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Study {title}</title>
 <style>
 body { font-family: system-ui, sans-serif; margin: 2em; }
+.warning { color: #a40000; font-weight: bold; }
 table { border-collapse: collapse; font-size: 13px; }
 th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: right; }
 th { background: #f0f0f0; cursor: pointer; }

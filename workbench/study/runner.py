@@ -175,6 +175,10 @@ def run_study(study: Study, out: str | Path | None = None, executor: str = "loca
     with Store(out / "study.sqlite") as store:
         store.set_meta("study", json.dumps(study.to_dict(), sort_keys=True))
         store.set_meta("name", study.name)
+        for model, verdict in check_floors([c.model for c in cells], store).items():
+            if not verdict["met"] and progress:
+                tqdm.write(f"warning: {model} is below the testbed quality floor ({verdict['summary']}); "
+                           f"its cells run but are marked in the store and the report")
         bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc=f"study {study.name}",
                    disable=not progress, unit="cell")
 
@@ -192,6 +196,24 @@ def run_study(study: Study, out: str | Path | None = None, executor: str = "loca
         bar.close()
     skipped = [c.id for c in cells if c.id not in ids]
     return StudyRun(study, out, cells, ran, skipped, failed, time.time() - t0)
+
+
+def check_floors(models: list[str], store: Store) -> dict[str, dict]:
+    """The quality-floor verdict of every testbed model among `models` (measured once per
+    trained pair, then cached), recorded in the store's meta `quality_floor` as
+    {model spec: {met, summary, rows}} so the report and the app mark a below-floor model's cells."""
+    import json
+
+    from ..models import parse_kind
+    from ..models.knowledge import floor_verdict
+
+    floors = json.loads(store.meta("quality_floor") or "{}")
+    for model in dict.fromkeys(models):
+        if parse_kind(model) == "testbed":
+            v = floor_verdict(model)
+            floors[model] = {**v.to_dict(), "summary": v.summary()}
+    store.set_meta("quality_floor", json.dumps(floors, sort_keys=True))
+    return floors
 
 
 def _prepare_models(cells: list[Cell], progress: bool) -> None:
