@@ -1,6 +1,11 @@
 """Benchmark: testbed training time and cache-hit load time (printed, not asserted).
 
     python tests/benchmarks/bench_testbed.py [--specs testbed:dense testbed:moe] [--fresh]
+    python tests/benchmarks/bench_testbed.py --step-times [--steps 20]
+
+--step-times measures one training step of the default world per architecture and precision,
+single-threaded as the testbed trains, side by side in one run, and prints the bf16/fp32
+ratio with what `native_bf16()` detected (the recipe trains dense models in bf16 only there).
 
 --fresh trains into a temporary cache (minutes per model); without it, entries already in
 $WORKBENCH_CACHE are reused and their recorded training times are reported. Run nothing
@@ -20,7 +25,11 @@ def main() -> None:
     ap.add_argument("--specs", nargs="+", default=["testbed:dense", "testbed:dense?oracle=1",
                                                   "testbed:moe", "testbed:moe?oracle=1"])
     ap.add_argument("--fresh", action="store_true")
+    ap.add_argument("--step-times", action="store_true")
+    ap.add_argument("--steps", type=int, default=20)
     args = ap.parse_args()
+    if args.step_times:
+        return step_times(args.steps)
     if args.fresh:
         os.environ["WORKBENCH_CACHE"] = tempfile.mkdtemp(prefix="wb-bench-")
     import torch
@@ -38,6 +47,40 @@ def main() -> None:
             m = load(spec, progress=False)
             hits.append(time.perf_counter() - t0)
         print(f"{spec:28s} {m.n_params:9,d} {m.info['train_seconds']:8.1f} {statistics.median(hits):26.2f}")
+
+
+def step_times(steps: int) -> None:
+    import tempfile
+    from pathlib import Path
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from workbench.models import testbed
+    from workbench.models.tokenizer import build_tokenizer
+    from workbench.models.train import TrainConfig, native_bf16, train_lm
+    from workbench.tasks.world import World
+
+    torch.set_num_threads(testbed.TRAIN_THREADS)
+    world = World()
+    tok = build_tokenizer(world.vocabulary(), Path(tempfile.mkdtemp(prefix="wb-tok-")))
+    seqs = [tok(t)["input_ids"] + [tok.eos_token_id] for t in world.corpus()]
+    print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
+          f"native bf16: {native_bf16()}; ms per training step (batch 64, one thread), {steps} steps after 3 warm-up")
+    ms = {}
+    for arch, precision in (("dense", "fp32"), ("dense", "bf16"), ("moe", "fp32")):
+        cls, kwargs = testbed.MODEL_CONFIGS[arch]
+        config = cls(vocab_size=len(tok), pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+                     eos_token_id=tok.eos_token_id, **kwargs)
+        extra = {"experts_implementation": testbed.TRAIN_EXPERTS[arch]} if arch in testbed.TRAIN_EXPERTS else {}
+        model = AutoModelForCausalLM.from_config(config, **extra)
+        train_lm(model, seqs, tok.pad_token_id, TrainConfig(steps=3, precision=precision), 0, progress=False)
+        t0 = time.perf_counter()
+        train_lm(model, seqs, tok.pad_token_id, TrainConfig(steps=steps, precision=precision), 0, progress=False)
+        ms[arch, precision] = (time.perf_counter() - t0) / steps * 1000
+        print(f"  {arch:6s} {precision}: {ms[arch, precision]:7.1f} ms")
+    print(f"dense bf16 / fp32: {ms['dense', 'bf16'] / ms['dense', 'fp32']:.2f}x "
+          f"(the recipe uses {testbed.TestbedSpec.parse('testbed:dense').train_config.precision} here)")
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ def test_prepare_below_the_floor_exits_non_zero_with_one_line():
     assert len(errors) == 1 and r.stderr.rstrip().endswith(errors[0]), r.stderr[-2000:]
     assert errors[0].startswith(f"error: {spec} is below the quality floor: ") and "Traceback" not in r.stderr
     assert "full trained forms (all splits)" in errors[0] and "--allow-below-floor" in errors[0]
-    assert "steps=80" in errors[0]  # how to proceed: twice the steps
+    assert "steps=4000 in the spec" in errors[0]  # how to proceed: the recipe's own steps for this world
     assert "NO" in r.stdout  # the floor table still shows every line
     from workbench import cache
     from workbench.models.testbed import TestbedSpec
