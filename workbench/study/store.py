@@ -5,7 +5,8 @@ when it has finished, so a study killed at any moment leaves every cell either c
 absent: never a partial row, never a duplicate (the cell id is the primary key).
 
 Tables
-- `meta(key, value)`: the study's name and config (JSON).
+- `meta(key, value)`: the study's name and config (JSON), and `quality_floor`: the floor
+  verdict of each testbed model the study used (`runner.check_floors`).
 - `cells`: one row per finished cell (status `done` or `failed` with the error), its
   coordinates, seconds, the artifacts it used (localisation, edit, probe result JSON).
 - `metrics(cell_id, metric, family, direction, role, value, note)`: every probe metric per
