@@ -54,7 +54,6 @@ def step_times(steps: int) -> None:
     from pathlib import Path
 
     import torch
-    from transformers import AutoModelForCausalLM
 
     from workbench.models import testbed
     from workbench.models.tokenizer import build_tokenizer
@@ -64,16 +63,12 @@ def step_times(steps: int) -> None:
     torch.set_num_threads(testbed.TRAIN_THREADS)
     world = World()
     tok = build_tokenizer(world.vocabulary(), Path(tempfile.mkdtemp(prefix="wb-tok-")))
-    seqs = [tok(t)["input_ids"] + [tok.eos_token_id] for t in world.corpus()]
+    seqs = testbed.token_sequences(tok, world.corpus())
     print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
           f"native bf16: {native_bf16()}; ms per training step (batch 64, one thread), {steps} steps after 3 warm-up")
     ms = {}
     for arch, precision in (("dense", "fp32"), ("dense", "bf16"), ("moe", "fp32")):
-        cls, kwargs = testbed.MODEL_CONFIGS[arch]
-        config = cls(vocab_size=len(tok), pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
-                     eos_token_id=tok.eos_token_id, **kwargs)
-        extra = {"experts_implementation": testbed.TRAIN_EXPERTS[arch]} if arch in testbed.TRAIN_EXPERTS else {}
-        model = AutoModelForCausalLM.from_config(config, **extra)
+        model = testbed.untrained_model(arch, tok)
         train_lm(model, seqs, tok.pad_token_id, TrainConfig(steps=3, precision=precision), 0, progress=False)
         t0 = time.perf_counter()
         train_lm(model, seqs, tok.pad_token_id, TrainConfig(steps=steps, precision=precision), 0, progress=False)

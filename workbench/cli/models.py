@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from typing import Optional
 
 import typer
@@ -58,10 +59,8 @@ def models_prepare(spec: str = typer.Argument(..., help="e.g. testbed:dense, tes
     verdict = print_quality(specs)
     if verdict.met:
         return
-    from ..models.testbed import TRAIN_CONFIGS, scaled_steps
-
     steps = loaded.testbed.train_config.steps
-    rule = scaled_steps(loaded.testbed.world, TRAIN_CONFIGS[loaded.testbed.arch].steps)
+    rule = replace(loaded.testbed, steps=None).train_config.steps  # the recipe's steps for this world
     longer = rule if steps < rule else 2 * steps  # the recipe's own steps first, then twice as many
     msg = (f"{loaded.spec} is below the quality floor: {verdict.summary()}. It stays in the cache; "
            f"train it longer (e.g. steps={longer} in the spec) or pass --allow-below-floor to use it as it is")

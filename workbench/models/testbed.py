@@ -153,17 +153,27 @@ class TestbedSpec:
         return cache.entry_path("models", name, cache.content_hash(self.recipe()))
 
 
+def untrained_model(arch: str, tok):
+    """A freshly initialised testbed model of `arch` for tokenizer `tok` (seed torch first)."""
+    cls, kwargs = MODEL_CONFIGS[arch]
+    config = cls(vocab_size=len(tok), pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+                 eos_token_id=tok.eos_token_id, **kwargs)
+    extra = {"experts_implementation": TRAIN_EXPERTS[arch]} if arch in TRAIN_EXPERTS else {}
+    return AutoModelForCausalLM.from_config(config, **extra)
+
+
+def token_sequences(tok, texts: list[str]) -> list[list[int]]:
+    """Training sequences: each text's tokens and an end-of-sequence token."""
+    return [tok(t)["input_ids"] + [tok.eos_token_id] for t in texts]
+
+
 def _build(spec: TestbedSpec, out: Path, progress: bool, position: int = 0) -> None:
     world = World(spec.world)
     tok = build_tokenizer(world.vocabulary(), out)
-    cls, kwargs = MODEL_CONFIGS[spec.arch]
-    config = cls(vocab_size=len(tok), pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
-                 eos_token_id=tok.eos_token_id, **kwargs)
     torch.manual_seed(spec.train_seed)
-    extra = {"experts_implementation": TRAIN_EXPERTS[spec.arch]} if spec.arch in TRAIN_EXPERTS else {}
-    model = AutoModelForCausalLM.from_config(config, **extra)
+    model = untrained_model(spec.arch, tok)
     texts = world.corpus(include_forget=not spec.oracle)
-    seqs = [tok(t)["input_ids"] + [tok.eos_token_id] for t in texts]
+    seqs = token_sequences(tok, texts)
     unk = sum(s.count(tok.unk_token_id) for s in seqs)
     if unk:
         raise RuntimeError(f"testbed tokenizer produced {unk} unknown tokens: vocabulary is incomplete")
