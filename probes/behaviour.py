@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from workbench.errors import WorkbenchInputError
 from workbench.models.scoring import score_examples
+from workbench.stats import mean_interval
 from workbench.tasks.task import SPLITS, form_group
 
 from .base import Context, ProbeFamily, mean, register
@@ -33,23 +34,28 @@ class Behaviour(ProbeFamily):
     summary = "accuracy per surface form and split; generation samples"
     Config = BehaviourConfig
     reads = ("qa_form", "generate_tokens")
+    version = 2  # 2: per-example correctness and people kept for the intervals
 
     def measure(self, ctx: Context, model, tok) -> dict:
         samples = self.config.samples
         task = ctx.task
-        out = {"groups": {}, "forms": {}, "samples": {}}
+        out = {"groups": {}, "forms": {}, "samples": {}, "items": {}}
         for split in SPLITS:
             exs = list(task.examples(split))
             scores = score_examples(model, tok, exs)
             groups: dict[str, list[bool]] = {}
             forms: dict[str, list[bool]] = {}
+            items: dict[str, dict[str, list]] = {}  # group -> per-example correctness and person
             for ex, sc in zip(exs, scores):
                 ok = bool(sc.choice_correct) if ex.kind == "mcq" else sc.correct
-                groups.setdefault(form_group(task, ex), []).append(ok)
-                if ex.kind != "mcq":
-                    groups.setdefault("all", []).append(ok)
+                for g in (form_group(task, ex), *(("all",) if ex.kind != "mcq" else ())):
+                    groups.setdefault(g, []).append(ok)
+                    cell = items.setdefault(g, {"ok": [], "people": []})
+                    cell["ok"].append(int(ok))
+                    cell["people"].append(ex.fact.subject)
                 forms.setdefault(ex.form, []).append(ok)
             out["groups"][split] = {g: mean(v) for g, v in groups.items()}
+            out["items"][split] = items
             out["forms"][split] = {f: mean(v) for f, v in forms.items()}
             facts = [f for f in task.facts(split) if f.relation in task.forms[ctx.qa_form].templates]
             prompts = [task.render(f, ctx.qa_form) for f in facts[:samples]]
@@ -63,8 +69,11 @@ class Behaviour(ProbeFamily):
         first = next(iter(raws.values()))
         for split in SPLITS:
             for group in first["groups"].get(split, {}):
+                intervals = {r: list(mean_interval(cell["ok"], cell["people"])) for r, raw in raws.items()
+                             if (cell := raw["items"][split].get(group))}
                 metrics.append(Metric(f"behaviour.{split}.{group}", "behaviour", split_direction(split),
                                       {r: raw["groups"][split].get(group) for r, raw in raws.items()},
+                                      intervals=intervals,
                                       description=f"exact-answer accuracy, {split} facts, {group} forms"))
         for form in first["forms"].get("forget", {}):
             metrics.append(Metric(f"behaviour.forget.form.{form}", "behaviour", "reference",

@@ -1,6 +1,14 @@
 """The MUSE family (Shi et al. 2024): VerbMem and KnowMem (ROUGE-L of greedy continuations and
 answers), and membership inference (LOSS, zlib, Min-K%, Min-K%++) with its AUC and PrivLeak
-against the oracle."""
+against the oracle.
+
+Conventions follow open-unlearning (`evals/metrics/mia/*.py`, `evals/metrics/privacy.py`): Min-K%
+averages the lowest int(k x n) token log-probabilities (at least one), Min-K%++ standardises each
+token's log-probability by the mean and standard deviation (variance clamped at 1e-6) of the
+model's log-probability at that position, and PrivLeak is MUSE's (see `workbench.stats.privleak`).
+Every AUC and PrivLeak carries a 95% bootstrap interval over the forget people (a person's member
+and non-member texts are resampled together; PrivLeak resamples the model and the oracle on the
+same draw)."""
 from __future__ import annotations
 
 import math
@@ -8,10 +16,11 @@ import zlib
 from dataclasses import dataclass
 
 from workbench.errors import WorkbenchInputError
+from workbench.stats import auc, auc_statistic, cluster_bootstrap, paired_items, privleak
 
 from .base import NO_ORACLE, Context, ProbeFamily, mean, register
 from .result import Metric
-from .text import auc, greedy, rouge_l, token_stats
+from .text import greedy, rouge_l, token_stats
 
 
 ATTACKS = ("loss", "zlib", "mink", "minkpp")
@@ -22,11 +31,11 @@ def _attack_scores(stats, texts: list[str], k: float) -> dict[str, list[float]]:
     out = {a: [] for a in ATTACKS}
     for st, text in zip(stats, texts):
         nll = [-x for x in st.logp]
-        n = max(1, math.ceil(k * len(st.logp)))
+        n = max(1, int(k * len(st.logp)))
         out["loss"].append(-mean(nll))
         out["zlib"].append(-mean(nll) / len(zlib.compress(text.encode())))
         out["mink"].append(mean(sorted(st.logp)[:n]))
-        z = [(lp - m) / s if s > 0 else 0.0 for lp, m, s in zip(st.logp, st.mu, st.sigma)]
+        z = [(lp - m) / math.sqrt(max(s * s, 1e-6)) for lp, m, s in zip(st.logp, st.mu, st.sigma)]
         out["minkpp"].append(mean(sorted(z)[:n]))
     return out
 
@@ -46,6 +55,7 @@ class Muse(ProbeFamily):
     summary = "MUSE: VerbMem, KnowMem; membership inference (LOSS, zlib, Min-K%, Min-K%++) AUC, PrivLeak"
     Config = MuseConfig
     reads = ("qa_form", "generate_tokens")
+    version = 2  # 2: open-unlearning's Min-K rounding and Min-K%++ clamp; people recorded for the intervals
 
     def measure(self, ctx: Context, model, tok) -> dict:
         k = self.config.mink_k
@@ -63,6 +73,7 @@ class Muse(ProbeFamily):
         return {
             "auc": {a: auc(sm[a], sn[a]) for a in ATTACKS},
             "members": sm, "nonmembers": sn,
+            "people": [[e.fact.subject for e in members], [e.fact.subject for e in nonmembers]],
             "verbmem": mean([rouge_l(g, e.answer)[1] for g, e in zip(verb, members)]),
             "knowmem": mean([rouge_l(g, e.answer)[1] for g, e in zip(know, qa)]),
             "n": [len(texts_m), len(texts_n)],
@@ -70,16 +81,30 @@ class Muse(ProbeFamily):
 
     def compare(self, ctx: Context, raws: dict, missing: dict):
         metrics = []
+        people = next(iter(raws.values()))["people"]
+        clusters, is_member = paired_items(*people)
+
+        def scores(raw, attack):
+            return raw["members"][attack] + raw["nonmembers"][attack]
+
         for a in ATTACKS:
+            intervals = {r: list(cluster_bootstrap(clusters, auc_statistic(scores(x, a), is_member)))
+                         for r, x in raws.items()}
             metrics.append(Metric(f"muse.auc.{a}", "muse", "reference", {r: x["auc"][a] for r, x in raws.items()},
+                                  intervals=intervals,
                                   description=f"membership AUC of the {a} attack, forget facts vs facts no "
-                                              f"model saw"))
+                                              f"model saw (1: members separated; 0.5: as the oracle)"))
         leak = Metric("muse.privleak", "muse", "reference",
-                      description="(AUC - AUC_oracle) / AUC_oracle x 100, Min-K% attack; ~0 is ideal")
+                      description="MUSE PrivLeak: ((1-AUC) - (1-AUC_oracle)) / (1-AUC_oracle) x 100, Min-K% "
+                                  "attack; 0 as the oracle, -100 members fully exposed, > 0 over-unlearned")
         if "oracle" in raws:
-            ref = raws["oracle"]["auc"]["mink"]
-            leak.values = {r: (x["auc"]["mink"] - ref) / ref * 100 if ref > 0 else float("nan")
-                           for r, x in raws.items()}
+            ref = raws["oracle"]
+            leak.values = {r: privleak(x["auc"]["mink"], ref["auc"]["mink"]) for r, x in raws.items()}
+            for r, x in raws.items():
+                model_auc = auc_statistic(scores(x, "mink"), is_member)
+                oracle_auc = auc_statistic(scores(ref, "mink"), is_member)
+                leak.intervals[r] = list(cluster_bootstrap(
+                    clusters, lambda idx: privleak(model_auc(idx), oracle_auc(idx))))  # noqa: B023
         else:
             leak.notes = {r: missing.get("oracle", NO_ORACLE) for r in raws}
         metrics.append(leak)
@@ -87,7 +112,6 @@ class Muse(ProbeFamily):
                               description="ROUGE-L F1 of the greedy continuation of forget texts"))
         metrics.append(Metric("muse.knowmem.forget", "muse", "reference", {r: x["knowmem"] for r, x in raws.items()},
                               description="ROUGE-L F1 of the greedy answers to forget questions"))
-        details = {r: {"members": x["members"], "nonmembers": x["nonmembers"], "n": x["n"]} for r, x in raws.items()}
+        details = {r: {"members": x["members"], "nonmembers": x["nonmembers"], "n": x["n"], "people": x["people"]}
+                   for r, x in raws.items()}
         return metrics, details
-
-

@@ -28,6 +28,8 @@ class Metric:
     notes: dict[str, str] = field(default_factory=dict)  # role -> why there is no value
     curves: dict[str, list[list[float]]] = field(default_factory=dict)  # role -> [[x, y], ...]
     description: str = ""
+    # role -> [low, high]: the 95% bootstrap interval over people (`workbench.stats`), where measured
+    intervals: dict[str, list[float]] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.direction not in DIRECTIONS:
@@ -36,6 +38,13 @@ class Metric:
 
     def value(self, role: str) -> float | None:
         return self.values.get(role)
+
+    def interval(self, role: str) -> tuple[float, float] | None:
+        """The 95% interval of the role's value, or None where none was measured."""
+        iv = self.intervals.get(role)
+        if iv is None or any(x is None or (isinstance(x, float) and math.isnan(x)) for x in iv):
+            return None
+        return iv[0], iv[1]
 
 
 @dataclass
@@ -63,6 +72,9 @@ class ProbeResult:
     def value(self, name: str, role: str) -> float | None:
         return self.metric(name).value(role)
 
+    def interval(self, name: str, role: str) -> tuple[float, float] | None:
+        return self.metric(name).interval(role)
+
     def family(self, family: str) -> list[Metric]:
         return [m for m in self.metrics if m.family == family]
 
@@ -71,14 +83,18 @@ class ProbeResult:
         roles = [r for r in ROLES if r in self.models or r in self.missing]
         rows = [m for m in self.metrics if families is None or m.family in families]
         width = max([len(m.name) for m in rows] + [6])
-        head = f"{'metric':<{width}}  {'better':<9}" + "".join(f"{r:>10}" for r in roles)
+
+        def text(m: Metric, r: str) -> str:
+            v, iv = m.values.get(r), m.interval(r)
+            return "n/a" if v is None else _fmt(v) if iv is None else f"{_fmt(v)} [{_fmt(iv[0])}, {_fmt(iv[1])}]"
+        cw = max([10] + [len(text(m, r)) + 2 for m in rows for r in roles])
+        head = f"{'metric':<{width}}  {'better':<9}" + "".join(f"{r:>{cw}}" for r in roles)
         lines = [head, "-" * len(head)]
         for m in rows:
-            cells = []
-            for r in roles:
-                v = m.values.get(r)
-                cells.append(f"{'n/a':>10}" if v is None else f"{_fmt(v):>10}")
+            cells = [f"{text(m, r):>{cw}}" for r in roles]
             lines.append(f"{m.name:<{width}}  {m.direction:<9}" + "".join(cells))
+        if any(m.interval(r) for m in rows for r in roles):
+            lines.append("[low, high]: 95% bootstrap interval over the people of the metric's split")
         for role, why in self.missing.items():
             lines.append(f"[{role}] not probed: {why}")
         grouped: dict[tuple[str, str], list[str]] = {}
@@ -96,7 +112,8 @@ class ProbeResult:
         for m in self.metrics:
             for r in self.roles:
                 out.append({"metric": m.name, "family": m.family, "direction": m.direction,
-                            "role": r, "value": m.values.get(r), "note": m.notes.get(r, "")})
+                            "role": r, "value": m.values.get(r), "note": m.notes.get(r, ""),
+                            "low": (m.interval(r) or (None, None))[0], "high": (m.interval(r) or (None, None))[1]})
         return out
 
     # -- persistence ------------------------------------------------------------------------

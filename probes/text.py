@@ -81,15 +81,3 @@ def rouge_l(prediction: str, reference: str) -> tuple[float, float]:
         return 0.0, 0.0
     rec, prec = lcs / len(r), lcs / len(p)
     return rec, 2 * rec * prec / (rec + prec)
-
-
-def auc(members: list[float], nonmembers: list[float]) -> float:
-    """P(score(member) > score(non-member)), ties counted half (Mann-Whitney)."""
-    if not members or not nonmembers:
-        return float("nan")
-    from scipy.stats import rankdata
-
-    ranks = rankdata(list(members) + list(nonmembers))
-    n1, n2 = len(members), len(nonmembers)
-    u = ranks[:n1].sum() - n1 * (n1 + 1) / 2
-    return float(u / (n1 * n2))

@@ -7,7 +7,8 @@ import pytest
 from probes import FAMILIES, Metric, ProbeConfig, ProbeResult
 from probes.base import nonmember_facts
 from probes.relearn import gap
-from probes.text import auc, rouge_l
+from probes.text import rouge_l
+from workbench.stats import auc
 from probes.tofu import _tr_score, ks_pvalue
 from workbench.tasks.task import Fact, ForgetTask, Form, subsample
 
