@@ -70,6 +70,15 @@ def test_cell_id_is_a_content_hash_of_what_determines_the_numbers():
     assert len(set(x.id for x in c.cells()) & set(x.id for x in a)) == 1  # only the ablate cell is shared
 
 
+def test_a_probe_family_whose_numbers_change_makes_new_cells(monkeypatch):
+    from probes import FAMILIES
+
+    before = [c.id for c in parse_study(base()).cells()]
+    monkeypatch.setattr(FAMILIES.get("behaviour"), "version", FAMILIES.get("behaviour").version + 1)
+    after = [c.id for c in parse_study(base()).cells()]
+    assert not set(before) & set(after)  # a stored cell with the old convention is not reused
+
+
 @pytest.mark.parametrize("change, key", [
     ({"colour": 1}, "colour"),
     ({"name": "has space"}, "name"),
@@ -142,6 +151,28 @@ def test_store_round_trip_wal_and_replacement(tmp_path):
         assert [w["cell_id"] for w in wide] == ["a", "b"] and wide[1]["behaviour.forget.all[edited]"] == 0.25
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_version_1_store_is_migrated_with_its_cells_and_takes_intervals(tmp_path):
+    path = tmp_path / "s.sqlite"
+    conn = sqlite3.connect(path)  # the version-1 layout: metrics without low/high
+    conn.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '1');
+        CREATE TABLE metrics (cell_id TEXT NOT NULL, metric TEXT NOT NULL, family TEXT NOT NULL,
+            direction TEXT NOT NULL, role TEXT NOT NULL, value REAL, note TEXT,
+            PRIMARY KEY (cell_id, metric, role));
+        INSERT INTO metrics VALUES ('old', 'behaviour.forget.all', 'behaviour', 'reference', 'edited', 0.5, NULL);""")
+    conn.commit()
+    conn.close()
+    with Store(path) as store:
+        assert store.meta("schema_version") == "2"
+        assert store.value("old", "behaviour.forget.all") == 0.5  # nothing stored is lost
+        row = _row("a")
+        row["metrics"][0].update(low=0.4, high=0.6)
+        store.write(row)
+        got = next(m for m in store.metrics("a") if m["role"] == "original")
+        assert (got["low"], got["high"]) == (0.4, 0.6)
 
 
 def test_a_failed_write_leaves_nothing_behind(tmp_path):

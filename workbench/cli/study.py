@@ -61,11 +61,12 @@ def print_headline(store_path, ids=None) -> None:
 
     with Store(store_path) as store:
         cells = study_rows(store, ids)
-        rows = headline_table(cells, reference_rows(store, ids))
+        rows = headline_table(cells, reference_rows(store, ids), intervals=True)
     for line in floor_warnings(cells):
         typer.echo(f"warning: {line}")
     typer.echo(table(rows, ["model", "localiser", "operator", "budget", "seed", "forget", "retain", "neighbour",
                             "forget_quality", "mia_auc", "latent", "relearned", "concept_cos", "seconds", "status"]))
+    typer.echo("±: half the 95% bootstrap interval over people (a difference inside it is noise)")
 
 
 @study_app.command("status")

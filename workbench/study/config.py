@@ -98,11 +98,16 @@ class Cell:
 
     @property
     def key(self) -> dict:
-        """Everything that determines this cell's numbers (labels and the study name do not)."""
+        """Everything that determines this cell's numbers (labels and the study name do not),
+        the probe families' versions included: a family whose numbers changed (a convention, an
+        interval) makes a new cell, and a store never mixes old numbers with new ones."""
+        from probes import FAMILIES
+
+        families = self.probes.get("families") or FAMILIES.names()
         return {"model": self.model, "task": self.task, "localiser": self.localiser_method,
                 "localiser_options": self.localiser_options, "operator": self.operator_name,
                 "operator_options": self.operator_options, "budget": self.budget, "seed": self.seed,
-                "probes": self.probes}
+                "probes": self.probes, "probe_versions": {f: FAMILIES.get(f).version for f in families}}
 
     @property
     def id(self) -> str:

@@ -49,27 +49,42 @@ def study_rows(store: Store, ids: list[str] | None = None) -> list[dict]:
     """One row per stored cell: coordinates, headline metrics of the edited model, seconds,
     and `below_floor` (the model's failed quality-floor lines, or None)."""
     below = below_floor(store)
-    values: dict[tuple, float | None] = {}
-    for m in store.metrics():
-        values[(m["cell_id"], m["metric"], m["role"])] = m["value"]
+    values, bounds = _values(store)
     out = []
     for c in store.cells(ids):
         row = {"cell_id": c["cell_id"], "model": c["model"], "task": c["task"], "localiser": c["localiser"],
                "operator": c["operator"], "budget": c["budget"], "seed": c["seed"], "status": c["status"],
                "error": c["error"], "seconds": c["seconds"], "result": c["result"],
                "localisation": c["localisation"], "edit": c["edit"], "below_floor": below.get(c["model"])}
-        for col, metric, role in HEADLINE:
-            row[col] = values.get((c["cell_id"], metric, role))
+        _headline(row, c["cell_id"], "edited", values, bounds)
         out.append(row)
     return out
+
+
+def _values(store: Store) -> tuple[dict, dict]:
+    """{(cell, metric, role): value} and {(cell, metric, role): (low, high)} where measured."""
+    values, bounds = {}, {}
+    for m in store.metrics():
+        key = (m["cell_id"], m["metric"], m["role"])
+        values[key] = m["value"]
+        if m.get("low") is not None and m.get("high") is not None:
+            bounds[key] = (m["low"], m["high"])
+    return values, bounds
+
+
+def _headline(row: dict, cell_id: str, role: str, values: dict, bounds: dict) -> None:
+    """The headline columns of one role into `row`, each with `<column>_low` and `<column>_high`
+    (its 95% interval over people; None where the metric has none)."""
+    for col, metric, _ in HEADLINE:
+        row[col] = values.get((cell_id, metric, role))
+        low, high = bounds.get((cell_id, metric, role), (None, None))
+        row[f"{col}_low"], row[f"{col}_high"] = low, high
 
 
 def reference_rows(store: Store, ids: list[str] | None = None) -> list[dict]:
     """The original's and the oracle's headline values, once per (model, task)."""
     cells = store.cells(ids)
-    values: dict[tuple, float | None] = {}
-    for m in store.metrics():
-        values[(m["cell_id"], m["metric"], m["role"])] = m["value"]
+    values, bounds = _values(store)
     out, seen = [], set()
     for c in cells:
         if c["status"] != "done" or (c["model"], c["task"]) in seen:
@@ -77,8 +92,7 @@ def reference_rows(store: Store, ids: list[str] | None = None) -> list[dict]:
         seen.add((c["model"], c["task"]))
         for role in REFERENCE_ROLES:
             row = {"model": c["model"], "task": c["task"], "role": role}
-            for col, metric, _ in HEADLINE:
-                row[col] = values.get((c["cell_id"], metric, role))
+            _headline(row, c["cell_id"], role, values, bounds)
             if any(row[col] is not None for col, _, _ in HEADLINE):
                 out.append(row)
     return out
@@ -106,7 +120,8 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 def figure_pareto(rows: list[dict], references: list[dict] | None = None) -> go.Figure:
     """Forget vs retain accuracy of every edited cell, one panel per model; colour = the
     localiser, symbol = the operator; the original and the oracle as reference stars; the
-    Pareto front (lower forget, higher retain) as a line."""
+    Pareto front (lower forget, higher retain) as a line; error bars are the 95% intervals over
+    people where the store has them."""
     rows = [r for r in rows if r["status"] == "done" and r["forget"] is not None and r["retain"] is not None]
     models = _models(rows) or ["(no finished cell)"]
     fig = make_subplots(rows=1, cols=len(models), subplot_titles=models, shared_yaxes=True)
@@ -119,6 +134,7 @@ def figure_pareto(rows: list[dict], references: list[dict] | None = None) -> go.
             key = (r["localiser"], r["operator"])
             fig.add_trace(go.Scatter(
                 x=[r["retain"]], y=[r["forget"]], mode="markers",
+                error_x=_error_bar(r, "retain"), error_y=_error_bar(r, "forget"),
                 marker=dict(size=11, color=_PALETTE[locs.index(r["localiser"]) % len(_PALETTE)],
                             symbol=_SYMBOLS[ops.index(r["operator"]) % len(_SYMBOLS)],
                             line=dict(width=1, color="#333")),
@@ -138,6 +154,7 @@ def figure_pareto(rows: list[dict], references: list[dict] | None = None) -> go.
                 continue
             fig.add_trace(go.Scatter(
                 x=[ref["retain"]], y=[ref["forget"]], mode="markers+text", text=[ref["role"]],
+                error_x=_error_bar(ref, "retain"), error_y=_error_bar(ref, "forget"),
                 textposition="top center", marker=dict(size=16, symbol="star",
                                                        color="#000" if ref["role"] == "original" else "#2ca02c"),
                 name=ref["role"], legendgroup=ref["role"], showlegend=ref["role"] not in shown,
@@ -149,6 +166,15 @@ def figure_pareto(rows: list[dict], references: list[dict] | None = None) -> go.
     fig.update_layout(title="Forget vs retain accuracy per localiser and operator", template="plotly_white",
                       height=480)
     return fig
+
+
+def _error_bar(row: dict, col: str) -> dict | None:
+    """A plotly error bar from the row's `<col>_low`/`<col>_high` (None: no interval measured)."""
+    lo, hi, v = row.get(f"{col}_low"), row.get(f"{col}_high"), row.get(col)
+    if lo is None or hi is None or v is None:
+        return None
+    return dict(type="data", symmetric=False, array=[max(hi - v, 0)], arrayminus=[max(v - lo, 0)],
+                thickness=1, width=3, color="#888")
 
 
 def figure_study_relearning(store: Store, ids: list[str] | None = None, metric: str = "relearn.forget.final") -> go.Figure:
@@ -244,16 +270,24 @@ def study_figures(store: Store, ids: list[str] | None = None) -> dict[str, go.Fi
             "agreement": figure_agreement(study_agreement(store, ids))}
 
 
-def headline_table(rows: list[dict], references: list[dict] | None = None) -> list[dict]:
-    """Rows for printing: the references first (per model), then every cell."""
+def headline_table(rows: list[dict], references: list[dict] | None = None, intervals: bool = False) -> list[dict]:
+    """Rows for printing: the references first (per model), then every cell. With `intervals`,
+    a value with a 95% interval prints as `value ±half-width` (text, for a terminal)."""
     out = []
     for ref in references or []:
         out.append({**dict.fromkeys(COLUMNS), "model": ref["model"], "localiser": f"[{ref['role']}]",
-                    "operator": "", **{c: ref[c] for c, _, _ in HEADLINE}, "status": "reference"})
+                    "operator": "", **{c: _pm(ref, c, intervals) for c, _, _ in HEADLINE}, "status": "reference"})
     for r in rows:
-        out.append({k: r.get(k) for k in COLUMNS} | ({"forget": "failed"} if r["status"] == "failed" else {})
+        out.append({k: _pm(r, k, intervals) for k in COLUMNS} | ({"forget": "failed"} if r["status"] == "failed" else {})
                    | ({"status": f"{r['status']}, model below floor"} if r.get("below_floor") else {}))
     return out
+
+
+def _pm(row: dict, col: str, intervals: bool):
+    v, lo, hi = row.get(col), row.get(f"{col}_low"), row.get(f"{col}_high")
+    if not intervals or not isinstance(v, float) or lo is None or hi is None:
+        return v
+    return f"{v:.3f}±{(hi - lo) / 2:.3f}"
 
 
 def floor_warnings(rows: list[dict]) -> list[str]:

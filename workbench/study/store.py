@@ -9,8 +9,9 @@ Tables
   verdict of each testbed model the study used (`runner.check_floors`).
 - `cells`: one row per finished cell (status `done` or `failed` with the error), its
   coordinates, seconds, the artifacts it used (localisation, edit, probe result JSON).
-- `metrics(cell_id, metric, family, direction, role, value, note)`: every probe metric per
-  role (original / edited / oracle).
+- `metrics(cell_id, metric, family, direction, role, value, note, low, high)`: every probe
+  metric per role (original / edited / oracle), with its 95% interval where one was measured.
+  A version-1 store (without `low`, `high`) is migrated in place when opened.
 - `curves(cell_id, metric, role, points)`: curve points (JSON) per metric and role.
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Iterator
 
 from ..errors import WorkbenchInputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: metrics.low, metrics.high
 CELL_COLUMNS = ("cell_id", "study", "model", "task", "localiser", "localiser_method", "localiser_options",
                 "operator", "operator_name", "operator_options", "budget", "seed", "status", "error",
                 "seconds", "localise_seconds", "edit_seconds", "probe_seconds", "changed_weights", "threads",
@@ -44,7 +45,7 @@ CREATE TABLE IF NOT EXISTS cells (
 CREATE TABLE IF NOT EXISTS metrics (
     cell_id TEXT NOT NULL REFERENCES cells(cell_id) ON DELETE CASCADE,
     metric TEXT NOT NULL, family TEXT NOT NULL, direction TEXT NOT NULL, role TEXT NOT NULL,
-    value REAL, note TEXT, PRIMARY KEY (cell_id, metric, role));
+    value REAL, note TEXT, low REAL, high REAL, PRIMARY KEY (cell_id, metric, role));
 CREATE TABLE IF NOT EXISTS curves (
     cell_id TEXT NOT NULL REFERENCES cells(cell_id) ON DELETE CASCADE,
     metric TEXT NOT NULL, role TEXT NOT NULL, points TEXT NOT NULL,
@@ -67,6 +68,10 @@ class Store:
             for statement in _statements():
                 self.conn.execute(statement)
             self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            if self.meta("schema_version") == "1":  # intervals arrived in version 2: keep every stored cell
+                for col in ("low", "high"):
+                    self.conn.execute(f"ALTER TABLE metrics ADD COLUMN {col} REAL")
+                self.conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
         version = self.meta("schema_version")
         if version != str(SCHEMA_VERSION):
             raise WorkbenchInputError(f"study store {str(self.path)!r}: schema version {version}, expected {SCHEMA_VERSION}")
@@ -111,9 +116,10 @@ class Store:
             c.execute("DELETE FROM cells WHERE cell_id = ?", (cell["cell_id"],))
             c.execute(f"INSERT INTO cells ({', '.join(CELL_COLUMNS)}) VALUES ({', '.join('?' * len(CELL_COLUMNS))})",
                       [cell[k] for k in CELL_COLUMNS])
-            c.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?)",
+            c.executemany("INSERT INTO metrics (cell_id, metric, family, direction, role, value, note, low, high) "
+                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                           [(cell["cell_id"], m["metric"], m["family"], m["direction"], m["role"], m["value"],
-                            m.get("note") or None) for m in row.get("metrics", [])])
+                            m.get("note") or None, m.get("low"), m.get("high")) for m in row.get("metrics", [])])
             c.executemany("INSERT INTO curves VALUES (?, ?, ?, ?)",
                           [(cell["cell_id"], k["metric"], k["role"], json.dumps(k["points"]))
                            for k in row.get("curves", [])])
