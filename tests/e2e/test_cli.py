@@ -164,7 +164,11 @@ def test_expert_localisation_check_removes_the_top_expert(tmp_path):
     assert "remove the top expert from its router's top-k" in r.stdout and "random_forget_drop" in r.stdout
     line = next(x for x in r.stdout.splitlines() if x.startswith("blocks.") and ".mlp.expert." in x and
                 ("True" in x or "False" in x))
-    assert len(line.split()) == 7  # site, five numbers, pass
+    # site, the forget drop and its 95% interval, four more numbers, pass, resolved
+    parts = line.replace("[", " ").replace("]", " ").replace(",", " ").split()
+    assert len(parts) == 10 and parts[-2] in ("True", "False") and parts[-1] in ("True", "False"), line
+    lo, drop, hi = float(parts[2]), float(parts[1]), float(parts[3])
+    assert lo <= drop <= hi, line
 
 
 def test_sae_train_localise_and_cards(tmp_path):

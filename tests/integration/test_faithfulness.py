@@ -9,26 +9,28 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # What holds on any machine these models are trained on (the weights, and with them every
 # drop, differ from one CPU to another), measured on testbed:dense with 200 facts per split and
-# 5 random draws. Forget-specific localisers meet the criterion (forget falls at least twice as
-# far as with random sites, and further than retain) at 1% and 5% of their site kind, and at 5%,
-# where the effect is above noise, forget falls at least 1.5x as far as retain. Measured here,
-# forget / retain drop at 1% and 5%: OCT neurons 0.018/0.004, 0.132/0.058; FLU 0.023/0.014,
-# 0.215/0.072; selective 0.235/0.058, 0.360/0.163 (on the machine of the first measurement:
-# 0.020/0.002, 0.252/0.058; 0.058/0.018, 0.302/0.148; 0.112/0.010, 0.485/0.128).
-SPECIFIC = {
+# 5 random draws, judged with 95% intervals over people (the default world has 20 forget
+# people, which bounds the power). Measured on the AVX2 machine (fp32 weights), forget / retain
+# drop at 1% and 5% of the site kind, and the interval of forget minus retain:
+#   selective             0.297/0.008 [0.14, 0.45]    0.453/0.077 [0.23, 0.53]   forget-specific
+#   circuits[oct,neuron]  0.013/0.005 [-0.01, 0.03]   0.063/0.042 [-0.03, 0.07]  beyond random only
+#   circuits[flu]         0.012/0.024 [-0.04, 0.01]   0.120/0.107 [-0.06, 0.10]  beyond random only
+#   circuits[oct]         0.997/0.990 [-0.00, 0.01]   0.997/0.990                every fact
+#   salun                 0.722/0.627 [0.00, 0.18]    0.978/0.940 [0.01, 0.06]   every fact (a hair more forget)
+#   wagle                 0.848/0.816 [-0.03, 0.09]   0.985/0.974 [-0.01, 0.03]  every fact
+# (the AMX machine's bf16 weights gave OCT neurons 0.252/0.058 and FLU 0.302/0.148 at 5%: whether
+# circuits' neurons are forget-specific differs between trainings; beyond random they are on both.)
+BEYOND_RANDOM = {
+    "selective": ("selective", {}),
     "circuits[oct,neuron]": ("circuits", {"mode": "oct", "nodes": "neuron"}),
     "circuits[flu]": ("circuits", {"mode": "flu"}),
-    "selective": ("selective", {}),
-}
-# These find what every fact needs: far beyond random sites, but retain falls about as far as
-# forget (whether a hair less or a hair more is noise: OCT's top node, the last MLP output,
-# 0.998/0.999 here and 0.997/0.994 before; SalUn 0.712/0.609 and 0.633/0.610 at 1%; WAGLE
-# 0.897/0.870 and 0.890/0.898).
-NOT_SPECIFIC = {
     "circuits[oct]": ("circuits", {}),
     "salun": ("salun", {}),
     "wagle": ("wagle", {}),
 }
+FORGET_SPECIFIC = ("selective",)
+# These find what every fact needs: far beyond random sites, but retain falls about as far as forget.
+EVERY_FACT = ("circuits[oct]", "salun", "wagle")
 # Measured failure, kept as a strict xfail so that a change that fixes it is noticed:
 FAILING = {
     "concept": ("concept", {}, "forget drop 0.002 (1%) and 0.010 (5%) against random 0.002 and 0.005: the "
@@ -40,37 +42,44 @@ FAILING = {
 @pytest.fixture(scope="module")
 def localisations(default_dense):
     task = default_dense.task()
-    runs = {**SPECIFIC, **NOT_SPECIFIC, **{k: v[:2] for k, v in FAILING.items()}}
+    runs = {**BEYOND_RANDOM, **{k: v[:2] for k, v in FAILING.items()}}
     return task, {label: localise(default_dense, task, m, o, progress=False) for label, (m, o) in runs.items()}
 
 
-def _rows(loaded, task, loc):
-    return ablation_check(loaded, task, loc, budgets=(0.01, 0.05), draws=5)
-
-
-@pytest.mark.parametrize("label", list(SPECIFIC))
-def test_forget_specific_localisers_meet_the_criterion_with_a_margin(label, default_dense, localisations):
+@pytest.fixture(scope="module")
+def rows(default_dense, localisations):
+    """label -> (row at 1%, row at 5%), each check run once."""
     task, locs = localisations
-    rows = _rows(default_dense, task, locs[label])
-    for row in rows:
-        assert row.passed, row.as_dict()  # >= 2x random, and retain falls less than forget
-    at5 = rows[1]
-    assert at5.forget_drop >= 0.05 and at5.forget_drop >= 1.5 * at5.retain_drop, at5.as_dict()
+    return {label: tuple(ablation_check(default_dense, task, loc, budgets=(0.01, 0.05), draws=5))
+            for label, loc in locs.items()}
 
 
-@pytest.mark.parametrize("label", list(NOT_SPECIFIC))
-def test_localisers_that_find_what_every_fact_needs(label, default_dense, localisations):
-    task, locs = localisations
-    for row in _rows(default_dense, task, locs[label]):
-        assert row.forget_drop >= 2 * row.random_forget_drop + 0.1, row.as_dict()  # far beyond random
-        assert row.retain_drop >= row.forget_drop / 1.5, row.as_dict()  # but not forget-specific
+@pytest.mark.parametrize("label", list(BEYOND_RANDOM))
+def test_top_sites_beat_random_sites_beyond_noise(label, rows):
+    at1, at5 = rows[label]
+    # at 5%: forget falls more than twice as far as with random sites, for the whole interval
+    assert at5.intervals["excess_over_random"][0] > 0 and at5.forget_drop >= 0.05, at5.as_dict()
+    for row in (at1, at5):  # and never significantly less for forget than for retain
+        assert row.intervals["forget_minus_retain"][1] > 0, row.as_dict()
+
+
+@pytest.mark.parametrize("label", FORGET_SPECIFIC)
+def test_forget_specific_localisers_meet_the_criterion_beyond_noise(label, rows):
+    for row in rows[label]:
+        assert row.resolved, row.as_dict()  # >= 2x random and more than retain, for the whole interval
+
+
+@pytest.mark.parametrize("label", EVERY_FACT)
+def test_localisers_that_find_what_every_fact_needs(label, rows):
+    for row in rows[label]:
+        assert row.forget_drop >= 2 * row.random_forget_drop + 0.1, row.as_dict()  # far beyond random ...
+        assert row.retain_drop >= row.forget_drop / 1.5, row.as_dict()  # ... but retain falls about as far
 
 
 @pytest.mark.parametrize("label", [pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=v[2]))
                                    for k, v in FAILING.items()])
-def test_localisers_that_miss_the_faithfulness_criterion(label, default_dense, localisations):
-    task, locs = localisations
-    assert all(row.passed for row in _rows(default_dense, task, locs[label]))
+def test_localisers_that_miss_the_faithfulness_criterion(label, rows):
+    assert all(row.passed for row in rows[label])
 
 
 def test_agreement_table_covers_every_pair(localisations):
@@ -104,18 +113,24 @@ def test_clamping_selected_sae_features_beats_random_features(n, default_dense):
     assert row["retain_drop"] < row["forget_drop"], row
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "measured: removing the top-affinity expert does not remove the forget facts. 4,000-step MoE: "
-    "blocks.2.mlp.expert.1 drops forget accuracy by 0.007 against 0.050 for random experts of other layers; "
-    "2,400 steps: 0.002 vs 0.020 (the single-threaded recipe 1: 0.173 vs 0.011); the experts are not "
-    "specialised to the forget people"))
-def test_removing_the_top_affinity_expert_beats_random_experts_of_other_layers(default_moe):
-    """UOE on testbed:moe: masking the top-affinity expert in its router lowers forget accuracy
-    more than masking a random expert of another layer (mean of 5 draws)."""
+def test_removing_the_top_affinity_expert_is_judged_with_intervals(default_moe):
+    """UOE on testbed:moe: masking the top-affinity expert in its router against random experts
+    of other layers (mean of 5 draws). Whether that expert carries the forget facts differs
+    between two trainings of the same recipe (the AMX machine's MoE: forget drop 0.007 against
+    0.050 for random experts; the AVX2 machine's: blocks.0.mlp.expert.1, forget 0.250
+    [0.123, 0.393] against random 0.023, but retain 0.218 [0.158, 0.284]: an expert every fact
+    needs, not a forget expert), so this test asserts no direction: the check reports each drop
+    inside its 95% interval over people, and its verdict follows the intervals. Whether UOE finds an expert that does carry them needs a
+    planted signal (issue 18)."""
     task = default_moe.task()
     loc = localise(default_moe, task, "experts", {}, progress=False)
     row = expert_removal_check(default_moe, task, loc, draws=5)
-    assert row["forget_drop"] > row["random_forget_drop"] + 0.05, row
+    iv = row["intervals"]
+    for name in ("forget_drop", "retain_drop", "random_forget_drop"):
+        assert iv[name][0] <= row[name] + 1e-9 and row[name] <= iv[name][1] + 1e-9, (name, row)
+    assert row["resolved"] == (iv["excess_over_random"][0] > 0 and iv["forget_minus_retain"][0] > 0), row
+    top_layer = int(row["site"].split(".")[1])
+    assert all(int(s.split(".")[1]) != top_layer for s in row["random_sites"]), row
 
 
 def test_expert_removal_check_refuses_other_kinds_and_ablation_refuses_experts(default_moe, small_dense):

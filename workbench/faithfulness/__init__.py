@@ -34,27 +34,34 @@ class CheckTable:
     columns: list[str] = field(default_factory=list)
 
 
-_ABLATION_COLUMNS = ["budget", "n", "forget_drop", "random_forget_drop", "ratio_vs_random", "retain_drop",
-                     "random_retain_drop", "pass"]
+_DROP_COLUMNS = ["forget_drop", "forget_drop_95", "random_forget_drop", "ratio_vs_random", "retain_drop",
+                 "random_retain_drop", "pass", "resolved"]
+_ABLATION_COLUMNS = ["budget", "n", *_DROP_COLUMNS]
+
+
+def _with_interval(row: dict) -> dict:
+    """The row with its forget drop's 95% interval as a printable column."""
+    lo, hi = row["intervals"]["forget_drop"]
+    return {**row, "forget_drop_95": f"[{lo:.3f}, {hi:.3f}]"}
 
 
 def check(loaded, task, loc: Localisation, budgets=(0.01, 0.05), draws: int = 5, max_facts: int = 200,
           seed: int = 0, progress: bool = False) -> list[CheckTable]:
     """Every faithfulness check that applies to `loc`, chosen by its site kinds."""
     if loc.kinds == {SiteKind.SAE_FEATURE}:
-        rows = [sae_clamp_check(loaded, task, loc, n=n, draws=draws, max_facts=max_facts, seed=seed) for n in (10, 20)]
+        rows = [_with_interval(sae_clamp_check(loaded, task, loc, n=n, draws=draws, max_facts=max_facts, seed=seed))
+                for n in (10, 20)]
         return [CheckTable("clamp the top-N SAE features vs N random features of similar firing rate", rows,
-                           ["n", "c", "forget_drop", "random_forget_drop", "ratio_vs_random", "retain_drop",
-                            "random_retain_drop", "pass"])]
+                           ["n", "c", *_DROP_COLUMNS])]
     if loc.kinds == {SiteKind.EXPERT}:
-        row = expert_removal_check(loaded, task, loc, draws=draws, max_facts=max_facts, seed=seed)
+        row = _with_interval(expert_removal_check(loaded, task, loc, draws=draws, max_facts=max_facts, seed=seed))
         return [CheckTable("remove the top expert from its router's top-k vs random experts of other layers", [row],
-                           ["site", "forget_drop", "random_forget_drop", "ratio_vs_random", "retain_drop",
-                            "random_retain_drop", "pass"])]
-    rows = [r.as_dict() for r in ablation_check(loaded, task, loc, budgets=budgets, draws=draws,
+                           ["site", *_DROP_COLUMNS])]
+    rows = [_with_interval(r.as_dict()) for r in ablation_check(loaded, task, loc, budgets=budgets, draws=draws,
                                                   max_facts=max_facts, seed=seed, progress=progress)]
     out = [CheckTable("top sites vs random sites of the same kind (drops in accuracy; units mean-ablated, "
-                      "weights zeroed)", rows, _ABLATION_COLUMNS)]
+                      "weights zeroed; 95% intervals over people; resolved: the criterion holds beyond them)",
+                      rows, _ABLATION_COLUMNS)]
     if loc.name == "concept" and loc.kinds == {SiteKind.NEURON}:
         res = concept_noise_check(loaded, task, loc, n=20, sigma=0.1, seed=seed, max_facts=max_facts)
         out.append(CheckTable("causal validation: N(0, 0.1^2) noise on the top 20 value vectors, weights restored "

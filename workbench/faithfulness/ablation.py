@@ -62,5 +62,5 @@ def ablation_check(loaded, task, loc: Localisation, budgets=(0.01, 0.05), draws:
         hit = measured(loaded, task, examples, top)
         rand = [measured(loaded, task, examples, rand_edit(d))
                 for d in tqdm(range(draws), desc=f"random x{draws} @ {budget:g}", disable=not progress)]
-        rows.append(FaithRow(label or loc.name, loc.kind, budget, n, **drops(base, hit, rand)))
+        rows.append(FaithRow(label or loc.name, loc.kind, budget, n, **drops(base, hit, rand, examples)))
     return rows

@@ -35,4 +35,4 @@ def expert_removal_check(loaded, task, loc: Localisation, draws: int = 5, max_fa
     others = [ExpertSite(L, e) for L in range(n_layers) if L != top.layer for e in range(n_experts)]
     picked = random.Random(seed).sample(others, min(draws, len(others)))
     hit, rand = removed(top), [removed(s) for s in picked]
-    return {"site": str(top), "n": 1, **verdict(drops(base, hit, rand)), "random_sites": [str(s) for s in picked]}
+    return {"site": str(top), "n": 1, **verdict(drops(base, hit, rand, examples)), "random_sites": [str(s) for s in picked]}

@@ -47,4 +47,4 @@ def sae_clamp_check(loaded, task, loc: Localisation, n: int = 20, c: float = 50.
             pool = [i for i in order if i not in chosen and i not in picked][:neighbours]
             picked.append(rng.choice(pool))
         rand.append(clamped(picked))
-    return {"n": n, "c": c, **verdict(drops(base, hit, rand))}
+    return {"n": n, "c": c, **verdict(drops(base, hit, rand, examples))}
