@@ -237,8 +237,7 @@ RELATIONS_TWO = [
     '    assert m[f"{name} relearned"] <= m["oracle relearned"] + 0.05, name  # no relearning ...',
     '    assert m[f"{name} MIA AUC (Min-K)"] < m["oracle MIA AUC (Min-K)"] - 0.2, name  # ... but over-forgetting',
     '    assert m[f"{name} neighbour"] < m["oracle neighbour"] - 0.3, name',
-    'assert m[f"{W} forget quality"] > 0.05, "TOFU\'s KS test does not tell the localised edit from the oracle"',
-    'assert m[f"{W} relearned"] > m["oracle relearned"] + 0.2, "yet relearning brings it back"',
+    'assert m[f"{W} relearned"] > m["oracle relearned"] + 0.2, "relearning brings the localised edit back"',
     'assert m[f"{W} latent probe"] > m["oracle latent probe"], "and a latent probe still reads it"',
 ]
 CONCLUSION_TWO = """## Conclusion (every number is this run's)
@@ -247,10 +246,12 @@ CONCLUSION_TWO = """## Conclusion (every number is this run's)
   {m["graddiff forget"]:.3f} (the oracle's {m["oracle forget"]:.3f}), yet the forget concept's value vectors are
   still in the weights (cosine {m["graddiff concept cos"]:.3f} with the original's; after NPO
   {m["npo concept cos"]:.3f}).
-- **A benchmark score can call an edit oracle-like that a relearning attack undoes.** GradDiff
-  restricted to WAGLE's top 5% of weights (forget accuracy {m[W + " forget"]:.3f}) has a TOFU forget quality
-  of {m[W + " forget quality"]:.3f} (the KS p-value against the oracle; whole-model GradDiff
-  {m["graddiff forget quality"]:.3g}, NPO {m["npo forget quality"]:.3g}), yet fine-tuning on half of the forget
+- **Relearning undoes the localised edit, whatever its forget score says.** GradDiff restricted to
+  WAGLE's top 5% of weights (forget accuracy {m[W + " forget"]:.3f}) has a TOFU forget quality of
+  {m[W + " forget quality"]:.3g}, the KS p-value against the oracle: {"above" if m[W + " forget quality"] > ALPHA else "below"} the 5% level, so on this run the benchmark
+  score {"cannot tell the edit from the oracle" if m[W + " forget quality"] > ALPHA else "already tells the edit from the oracle"}
+  (whole-model GradDiff
+  {m["graddiff forget quality"]:.3g}, NPO {m["npo forget quality"]:.3g}). Fine-tuning on half of the forget
   facts for 10 steps brings the other half to {m[W + " relearned"]:.3f}, against {m["oracle relearned"]:.3f}
   for the oracle, which never saw them, and {m["original relearned"]:.3f} for the original; a latent probe
   still reads {m[W + " latent probe"]:.3f} against the oracle's {m["oracle latent probe"]:.3f}. The localised edit
@@ -325,6 +326,7 @@ figure_traces(results["graddiff"]).show()
 figure_latent(results["wagle 5% + graddiff"]).show()"""),
     ("md", "## What this run measured"),
     ("code", """measured = {f"{row} {col}": float(table.loc[row, col]) for row in table.index for col in table.columns}
+ALPHA = 0.05  # TOFU's forget quality is a p-value: the conventional level
 {k: round(v, 3) for k, v in measured.items()}"""),
     *conclusion(RELATIONS_TWO, CONCLUSION_TWO),
 ])
@@ -333,7 +335,6 @@ RELATIONS_THREE = [
     'assert m["wagle forget"] < m["random forget"] - 0.3, "where the edit goes matters"',
     'assert m["wagle neighbour"] > m["none graddiff neighbour"] + 0.2, "the localised edit spares neighbours"',
     'assert m["wagle relearned"] > m["oracle relearned"] + 0.2, "relearning brings the localised edit back"',
-    'assert m["moe remove-experts forget"] > m["moe original forget"] - 0.1, "routing around one expert is not enough"',
     'assert m["moe npo forget"] < m["moe oracle forget"] + 0.05, "whole-model NPO reaches the oracle\'s level"',
 ]
 CONCLUSION_THREE = """## Conclusion (every number is this run's)
@@ -344,9 +345,13 @@ CONCLUSION_THREE = """## Conclusion (every number is this run's)
   {m["none graddiff neighbour"]:.3f} for whole-model GradDiff, which reaches {m["none graddiff forget"]:.3f}
   forget); but relearning brings the localised edit back to {m["wagle relearned"]:.3f}, far above the
   oracle's {m["oracle relearned"]:.3f}.
-- **On the MoE, routing around the top expert is not enough**: removing it leaves forget accuracy at
-  {m["moe remove-experts forget"]:.3f} (the original's: {m["moe original forget"]:.3f}), while whole-model NPO
-  reaches {m["moe npo forget"]:.3f} (the oracle's: {m["moe oracle forget"]:.3f}).
+- **On the MoE, whole-model NPO reaches the oracle's level** ({m["moe npo forget"]:.3f} forget accuracy; the
+  oracle's: {m["moe oracle forget"]:.3f}). Removing the top-affinity expert from its router leaves forget accuracy
+  at {m["moe remove-experts forget"]:.3f} [{m["moe remove-experts forget low"]:.3f}, {m["moe remove-experts forget high"]:.3f}]
+  against the original's {m["moe original forget"]:.3f} [{m["moe original forget low"]:.3f}, {m["moe original forget high"]:.3f}]
+  (95% intervals over people): the intervals {"overlap" if overlap(A, B) else "do not overlap"}, so {
+  "on this run routing around one expert removes no measurable part of the forget facts" if overlap(A, B) else
+  "on this run that expert carries part of the forget facts, which another training of the same recipe need not (the faithfulness tests assert no direction)"}.
 - Every table and figure here comes from the study's store and the cached artifacts its cells
   point to (the agreement heatmap loads the stored localisations), through `workbench.study.report`,
   so the same reading works for any study."""
@@ -405,11 +410,25 @@ measured = {
     "none graddiff neighbour": float(cell("none", "graddiff").neighbour),
     "wagle neighbour": float(cell("wagle", "graddiff").neighbour),
     "moe npo forget": float(cell("none", "npo", "testbed:moe").forget),
-    "moe remove-experts forget": float(cell("experts", "remove-experts", "testbed:moe").forget),
 }
+removed = cell("experts", "remove-experts", "testbed:moe")  # with its 95% interval over people
+measured |= {"moe remove-experts forget": float(removed.forget), "moe remove-experts forget low": float(removed.forget_low),
+             "moe remove-experts forget high": float(removed.forget_high)}
 for _, ref in refs.iterrows():  # the original's and the oracle's values, per model
     prefix = "" if ref.model == "testbed:dense" else "moe "
-    measured |= {f"{prefix}{ref.role} {col}": float(ref[col]) for col in ("forget", "relearned")}
+    measured |= {f"{prefix}{ref.role} {col}": float(ref[col]) for col in ("forget", "relearned", "forget_low", "forget_high")}
+    measured[f"{prefix}{ref.role} forget low"] = measured.pop(f"{prefix}{ref.role} forget_low")
+    measured[f"{prefix}{ref.role} forget high"] = measured.pop(f"{prefix}{ref.role} forget_high")
+
+
+A, B = "moe remove-experts forget", "moe original forget"
+
+
+def overlap(a, b):
+    \"\"\"Whether the 95% intervals of two measured values overlap (a difference inside them is noise).\"\"\"
+    return measured[f"{a} low"] <= measured[f"{b} high"] and measured[f"{b} low"] <= measured[f"{a} high"]
+
+
 {k: round(v, 3) for k, v in measured.items()}"""),
     *conclusion(RELATIONS_THREE, CONCLUSION_THREE),
 ])
