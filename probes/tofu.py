@@ -1,5 +1,15 @@
 """The TOFU family (Maini et al. 2024): probability, truth ratio, ROUGE-L of the greedy answer,
-forget quality (KS test against the oracle) and model utility."""
+forget quality (KS test against the oracle) and model utility.
+
+Conventions as open-unlearning computes them (`evals/metrics/memorization.py::truth_ratio`,
+`privacy.py::forget_quality`): a probability is exp(-mean answer-token loss); the truth ratio is
+the wrong answers' probability (exp of minus their mean per-token loss, i.e. the geometric mean
+over the distractors) over the right answer's; forget facts score mean min(tr, 1/tr), other
+splits mean max(0, 1 - tr); forget quality is the KS-test p-value between the forget truth
+ratios of the model and of the oracle (here of log tr: KS is invariant to the monotone log).
+One difference from TOFU: the testbed's answers are single entities with no paraphrase, so the
+right answer itself stands where TOFU uses its paraphrased answer. Model utility is the harmonic
+mean of probability, ROUGE-L recall and truth-ratio score on retain and neighbour facts."""
 from __future__ import annotations
 
 import math
