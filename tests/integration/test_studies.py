@@ -184,7 +184,7 @@ def test_ray_executor_matches_local(tiny, reference, tmp_path):
     assert _rows(run.store_path) == _rows(reference.store_path)
 
 
-def test_report_and_export(reference, tmp_path):
+def test_report_and_export(tiny, reference, tmp_path):
     path = write_report(reference.store_path, tmp_path / "r.html")
     text = path.read_text()
     for key in ("pareto", "relearning", "traces", "agreement"):
@@ -200,6 +200,15 @@ def test_report_and_export(reference, tmp_path):
     fig = figure_pareto(rows, refs)
     assert sum(len(t.x) for t in fig.data if t.mode == "markers") == 6  # one marker per cell
     assert {t.name for t in fig.data} >= {"original", "oracle"}
+    # every cell's forget and retain accuracy carries its 95% interval, drawn as error bars
+    assert all(r["forget_low"] <= r["forget"] <= r["forget_high"] for r in rows)
+    assert all(t.error_y.array is not None for t in fig.data if t.mode == "markers")
+    # two seeds per cell: the report and the CLI aggregate over them
+    from workbench.study.report import seed_summary
+
+    summary = seed_summary(rows)
+    assert len(summary) == 3 and {s["seeds"] for s in summary} == {2}
+    assert "Over seeds: mean and standard deviation" in text
     assert matrix[SMALL]["names"] == ["wagle", "concept"]
 
     env = {**os.environ}
@@ -215,6 +224,12 @@ def test_report_and_export(reference, tmp_path):
     r = subprocess.run([sys.executable, "-m", "workbench.cli", "study", "status", str(reference.out)],
                        capture_output=True, text=True)
     assert r.returncode == 0 and "6 done" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run([sys.executable, "-m", "workbench.cli", "study", "run", str(tiny), "--out", str(reference.out),
+                        "--no-report"], capture_output=True, text=True)
+    assert r.returncode == 0 and "6 cells, 0 run now, 6 already" in r.stdout, r.stdout + r.stderr  # from the store
+    assert "half the 95% bootstrap interval over people" in r.stdout
+    over_seeds = r.stdout.split("over seeds")[1]
+    assert over_seeds.count("±") >= 3, r.stdout  # the forget column of the three cells: mean ±sd
 
 
 def test_a_failing_cell_is_recorded_and_the_study_goes_on(small_dense, tmp_path):

@@ -70,6 +70,31 @@ def test_cell_id_is_a_content_hash_of_what_determines_the_numbers():
     assert len(set(x.id for x in c.cells()) & set(x.id for x in a)) == 1  # only the ablate cell is shared
 
 
+def test_seeds_vary_the_probe_subsample_unless_the_study_pins_it():
+    cells = parse_study(base(seeds=[0, 1])).cells()
+    assert {c.seed: c.probes["seed"] for c in cells} == {0: 0, 1: 1}
+    pinned = parse_study(base(seeds=[0, 1], probes={"families": ["behaviour"], "options": {"max_facts": 10, "seed": 7}}))
+    assert {c.probes["seed"] for c in pinned.cells()} == {7}
+
+
+def test_seed_summary_gives_the_mean_and_sample_sd_over_seeds():
+    from workbench.study.report import HEADLINE, seed_summary, seed_table
+
+    def row(seed, forget, status="done"):
+        r = {"model": "m", "task": "t", "localiser": "wagle", "operator": "graddiff", "budget": 0.05, "seed": seed,
+             "status": status, **{col: None for col, _, _ in HEADLINE}}
+        r["forget"] = forget
+        return r
+    rows = [row(0, 0.2), row(1, 0.4), row(2, 0.9), row(3, 0.0, status="failed")]
+    [s] = seed_summary(rows)
+    assert s["seeds"] == 3 and s["forget"] == pytest.approx(0.5)
+    assert s["forget_sd"] == pytest.approx(((0.09 + 0.01 + 0.16) / 2) ** 0.5)  # sample sd: n - 1
+    assert s["retain"] is None and s["retain_sd"] is None
+    assert seed_table([s])[0]["forget"] == f"0.500±{s['forget_sd']:.3f}"
+    [one] = seed_summary([row(0, 0.3)])
+    assert one["forget_sd"] is None and seed_table([one])[0]["forget"] == 0.3
+
+
 def test_a_probe_family_whose_numbers_change_makes_new_cells(monkeypatch):
     from probes import FAMILIES
 

@@ -57,7 +57,7 @@ def study_run(study: str = _STUDY_ARG, out: Optional[str] = _OUT_OPT,
 
 def print_headline(store_path, ids=None) -> None:
     from ..study import Store
-    from ..study.report import floor_warnings, headline_table, reference_rows, study_rows
+    from ..study.report import floor_warnings, headline_table, reference_rows, seed_summary, seed_table, study_rows
 
     with Store(store_path) as store:
         cells = study_rows(store, ids)
@@ -67,6 +67,11 @@ def print_headline(store_path, ids=None) -> None:
     typer.echo(table(rows, ["model", "localiser", "operator", "budget", "seed", "forget", "retain", "neighbour",
                             "forget_quality", "mia_auc", "latent", "relearned", "concept_cos", "seconds", "status"]))
     typer.echo("±: half the 95% bootstrap interval over people (a difference inside it is noise)")
+    summary = seed_summary(cells)
+    if any(r["seeds"] > 1 for r in summary):
+        typer.echo("\nover seeds (operator and localiser seeds, and the probes' fact subsample): mean ±sd")
+        typer.echo(table(seed_table(summary), ["model", "localiser", "operator", "budget", "seeds", "forget", "retain",
+                                               "neighbour", "forget_quality", "mia_auc", "latent", "relearned"]))
 
 
 @study_app.command("status")

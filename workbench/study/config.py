@@ -1,7 +1,8 @@
 """Study files (TOML): models x tasks x localisers x operators x budgets x seeds, plus probes.
 
     name = "my-study"
-    seeds = [0, 1]              # each operator's (and localiser's) `seed` option
+    seeds = [0, 1]              # each operator's (and localiser's) `seed` option, and the probes'
+                                # fact subsample (`max_facts`) unless probes.options sets `seed`
     budgets = [0.01, 0.05]      # the `fraction` of a localisation an operator may touch
     threads = 0                 # torch threads per cell; 0 = every core. Same threads, same numbers
 
@@ -134,6 +135,7 @@ class Study:
     threads: int = 0
     source: str = ""
     description: str = ""
+    probes_follow_seed: bool = True  # each cell's probe subsample seed = its seed (no `seed` in probes.options)
 
     def cells(self) -> list[Cell]:
         """The grid, in a stable order (model, task, localiser, operator, budget, seed)."""
@@ -173,7 +175,7 @@ class Study:
             op_options["seed"] = seed
         return Cell(self.name, model, task, NONE if loc is None else loc.label,
                     None if loc is None else loc.method, loc_options, op.label, op.name, op_options,
-                    budget, seed, self.probes)
+                    budget, seed, {**self.probes, "seed": seed} if self.probes_follow_seed else self.probes)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -327,7 +329,7 @@ def parse_study(data: dict, source: str = "<study>") -> Study:
         fail("probes", str(exc))
     study = Study(name, tuple(models), tuple(localisers), tuple(operators), pconfig.to_dict(),
                   tuple(seeds), tuple(float(b) for b in budgets), threads, source,
-                  str(data.get("description", "")))
+                  str(data.get("description", "")), probes_follow_seed="seed" not in pdict)
     if not study.cells():
         fail("operator", "the study expands to no cell: no operator pairs with any localiser "
                          "(check operator.localisers and the localisers' site kinds)")

@@ -1,8 +1,9 @@
 """The study report: pure `figure_*` functions over the store (plotly), a headline table, and
 one self-contained HTML file (`write_report`) with every figure and a sortable table.
 
-The app and the notebooks use the same functions: `study_rows(store)` gives one flat row per
-cell (its coordinates and headline metrics), the figures take those rows (or the store).
+The app and the notebooks use the same functions: `study_rows(store)` (in `rows`, re-exported
+here) gives one flat row per cell (its coordinates and headline metrics with their intervals),
+the figures take those rows (or the store).
 """
 from __future__ import annotations
 
@@ -16,86 +17,13 @@ from plotly.subplots import make_subplots
 
 from ..errors import MissingInputError
 from ..localise import Localisation, agreement_matrix
+from .rows import (COLUMNS, HEADLINE, REFERENCE_ROLES, below_floor, floor_warnings, headline_table,  # noqa: F401
+                   reference_rows, seed_summary, seed_table, study_rows)
 from .store import Store
 
-# headline columns: (column, metric, role)
-HEADLINE = (
-    ("forget", "behaviour.forget.all", "edited"),
-    ("retain", "behaviour.retain.all", "edited"),
-    ("neighbour", "behaviour.neighbour.all", "edited"),
-    ("forget_quality", "tofu.forget_quality", "edited"),
-    ("mia_auc", "muse.auc.mink", "edited"),
-    ("latent", "latent.best_layer.forget", "edited"),
-    ("relearned", "relearn.forget.final", "edited"),
-    ("relearn_gap", "relearn.forget.gap", "edited"),
-    ("concept_cos", "traces.concept.cos", "edited"),
-    ("concept_jaccard", "traces.concept.jaccard", "edited"),
-)
-COLUMNS = ("model", "localiser", "operator", "budget", "seed", *[c for c, _, _ in HEADLINE], "seconds", "status")
-REFERENCE_ROLES = ("original", "oracle")
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
             "#bcbd22", "#17becf")
 _SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "star", "cross", "triangle-down", "pentagon")
-
-
-def below_floor(store: Store) -> dict[str, str]:
-    """{model spec: which floor lines failed} for the study's testbed models below the quality
-    floor (recorded by `run_study` in the store's meta)."""
-    floors = json.loads(store.meta("quality_floor") or "{}")
-    return {m: v["summary"] for m, v in floors.items() if not v["met"]}
-
-
-def study_rows(store: Store, ids: list[str] | None = None) -> list[dict]:
-    """One row per stored cell: coordinates, headline metrics of the edited model, seconds,
-    and `below_floor` (the model's failed quality-floor lines, or None)."""
-    below = below_floor(store)
-    values, bounds = _values(store)
-    out = []
-    for c in store.cells(ids):
-        row = {"cell_id": c["cell_id"], "model": c["model"], "task": c["task"], "localiser": c["localiser"],
-               "operator": c["operator"], "budget": c["budget"], "seed": c["seed"], "status": c["status"],
-               "error": c["error"], "seconds": c["seconds"], "result": c["result"],
-               "localisation": c["localisation"], "edit": c["edit"], "below_floor": below.get(c["model"])}
-        _headline(row, c["cell_id"], "edited", values, bounds)
-        out.append(row)
-    return out
-
-
-def _values(store: Store) -> tuple[dict, dict]:
-    """{(cell, metric, role): value} and {(cell, metric, role): (low, high)} where measured."""
-    values, bounds = {}, {}
-    for m in store.metrics():
-        key = (m["cell_id"], m["metric"], m["role"])
-        values[key] = m["value"]
-        if m.get("low") is not None and m.get("high") is not None:
-            bounds[key] = (m["low"], m["high"])
-    return values, bounds
-
-
-def _headline(row: dict, cell_id: str, role: str, values: dict, bounds: dict) -> None:
-    """The headline columns of one role into `row`, each with `<column>_low` and `<column>_high`
-    (its 95% interval over people; None where the metric has none)."""
-    for col, metric, _ in HEADLINE:
-        row[col] = values.get((cell_id, metric, role))
-        low, high = bounds.get((cell_id, metric, role), (None, None))
-        row[f"{col}_low"], row[f"{col}_high"] = low, high
-
-
-def reference_rows(store: Store, ids: list[str] | None = None) -> list[dict]:
-    """The original's and the oracle's headline values, once per (model, task)."""
-    cells = store.cells(ids)
-    values, bounds = _values(store)
-    out, seen = [], set()
-    for c in cells:
-        if c["status"] != "done" or (c["model"], c["task"]) in seen:
-            continue
-        seen.add((c["model"], c["task"]))
-        for role in REFERENCE_ROLES:
-            row = {"model": c["model"], "task": c["task"], "role": role}
-            _headline(row, c["cell_id"], role, values, bounds)
-            if any(row[col] is not None for col, _, _ in HEADLINE):
-                out.append(row)
-    return out
 
 
 def _label(row: dict) -> str:
@@ -270,33 +198,6 @@ def study_figures(store: Store, ids: list[str] | None = None) -> dict[str, go.Fi
             "agreement": figure_agreement(study_agreement(store, ids))}
 
 
-def headline_table(rows: list[dict], references: list[dict] | None = None, intervals: bool = False) -> list[dict]:
-    """Rows for printing: the references first (per model), then every cell. With `intervals`,
-    a value with a 95% interval prints as `value ±half-width` (text, for a terminal)."""
-    out = []
-    for ref in references or []:
-        out.append({**dict.fromkeys(COLUMNS), "model": ref["model"], "localiser": f"[{ref['role']}]",
-                    "operator": "", **{c: _pm(ref, c, intervals) for c, _, _ in HEADLINE}, "status": "reference"})
-    for r in rows:
-        out.append({k: _pm(r, k, intervals) for k in COLUMNS} | ({"forget": "failed"} if r["status"] == "failed" else {})
-                   | ({"status": f"{r['status']}, model below floor"} if r.get("below_floor") else {}))
-    return out
-
-
-def _pm(row: dict, col: str, intervals: bool):
-    v, lo, hi = row.get(col), row.get(f"{col}_low"), row.get(f"{col}_high")
-    if not intervals or not isinstance(v, float) or lo is None or hi is None:
-        return v
-    return f"{v:.3f}±{(hi - lo) / 2:.3f}"
-
-
-def floor_warnings(rows: list[dict]) -> list[str]:
-    """One line per model of `rows` that is below the testbed quality floor."""
-    below = {r["model"]: r["below_floor"] for r in rows if r.get("below_floor")}
-    return [f"{m} is below the testbed quality floor ({why}): read its cells with care"
-            for m, why in below.items()]
-
-
 def write_report(store_path: str | Path, out: str | Path | None = None, ids: list[str] | None = None,
                  title: str | None = None) -> Path:
     """One self-contained HTML file (plotly.js inlined once) with every figure and the table."""
@@ -316,12 +217,15 @@ def write_report(store_path: str | Path, out: str | Path | None = None, ids: lis
         parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0), div_id=f"fig-{key}"))
     done = sum(r["status"] == "done" for r in rows)
     failed = [r for r in rows if r["status"] == "failed"]
+    summary = seed_summary(rows)
     body = "\n".join([
         f"<h1>Study {html.escape(name)}</h1>",
         f"<p>{done} cells done, {len(failed)} failed. Values are the edited model's; the original's "
         f"and the oracle's are the reference rows. Click a column header to sort.</p>",
         *[f"<p class='warning'>Warning: {html.escape(w)}.</p>" for w in floor_warnings(rows)],
         _table_html(headline_table(rows, refs)),
+        *(["<h2>Over seeds: mean and standard deviation</h2>", _table_html(seed_table(summary))]
+          if any(r["seeds"] > 1 for r in summary) else []),
         *parts,
         *(["<h2>Failed cells</h2><ul>" + "".join(
             f"<li>{html.escape(_label(r))} on {html.escape(r['model'])}: {html.escape(r['error'] or '')}</li>"
