@@ -351,7 +351,11 @@ CONCLUSION_THREE = """## Conclusion (every number is this run's)
   against the original's {m["moe original forget"]:.3f} [{m["moe original forget low"]:.3f}, {m["moe original forget high"]:.3f}]
   (95% intervals over people): the intervals {"overlap" if overlap(A, B) else "do not overlap"}, so {
   "on this run routing around one expert removes no measurable part of the forget facts" if overlap(A, B) else
-  "on this run that expert carries part of the forget facts, which another training of the same recipe need not (the faithfulness tests assert no direction)"}.
+  "on this run that expert carries part of the forget facts"}; retain accuracy goes from
+  {m["moe original retain"]:.3f} [{m["moe original retain low"]:.3f}, {m["moe original retain high"]:.3f}] to
+  {m["moe remove-experts retain"]:.3f} [{m["moe remove-experts retain low"]:.3f}, {m["moe remove-experts retain high"]:.3f}], {
+  "intervals that overlap" if overlap(RA, RB) else "intervals that do not overlap: the expert serves retain facts too, so removing it is not a targeted edit"}
+  (another training of the same recipe may differ: the faithfulness tests assert no direction).
 - Every table and figure here comes from the study's store and the cached artifacts its cells
   point to (the agreement heatmap loads the stored localisations), through `workbench.study.report`,
   so the same reading works for any study."""
@@ -412,16 +416,18 @@ measured = {
     "moe npo forget": float(cell("none", "npo", "testbed:moe").forget),
 }
 removed = cell("experts", "remove-experts", "testbed:moe")  # with its 95% interval over people
-measured |= {"moe remove-experts forget": float(removed.forget), "moe remove-experts forget low": float(removed.forget_low),
-             "moe remove-experts forget high": float(removed.forget_high)}
+for split in ("forget", "retain"):
+    measured |= {f"moe remove-experts {split}{end}": float(removed[f"{split}{suffix}"])
+                 for end, suffix in (("", ""), (" low", "_low"), (" high", "_high"))}
 for _, ref in refs.iterrows():  # the original's and the oracle's values, per model
     prefix = "" if ref.model == "testbed:dense" else "moe "
-    measured |= {f"{prefix}{ref.role} {col}": float(ref[col]) for col in ("forget", "relearned", "forget_low", "forget_high")}
-    measured[f"{prefix}{ref.role} forget low"] = measured.pop(f"{prefix}{ref.role} forget_low")
-    measured[f"{prefix}{ref.role} forget high"] = measured.pop(f"{prefix}{ref.role} forget_high")
+    measured |= {f"{prefix}{ref.role} relearned": float(ref.relearned)}
+    measured |= {f"{prefix}{ref.role} {split}{end}": float(ref[f"{split}{suffix}"]) for split in ("forget", "retain")
+                 for end, suffix in (("", ""), (" low", "_low"), (" high", "_high"))}
 
 
 A, B = "moe remove-experts forget", "moe original forget"
+RA, RB = "moe remove-experts retain", "moe original retain"
 
 
 def overlap(a, b):
