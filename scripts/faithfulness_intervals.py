@@ -12,25 +12,15 @@ from __future__ import annotations
 
 import sys
 
-from workbench.faithfulness import ablation_check
+from workbench.faithfulness import TABLE_RUNS, ablation_check
 from workbench.localise import localise
 from workbench.models import load
-
-LOCALISERS = {
-    "selective": ("selective", {}),
-    "circuits[oct,neuron]": ("circuits", {"mode": "oct", "nodes": "neuron"}),
-    "circuits[flu]": ("circuits", {"mode": "flu"}),
-    "circuits[oct]": ("circuits", {}),
-    "salun": ("salun", {}),
-    "wagle": ("wagle", {}),
-    "concept": ("concept", {}),
-}
 
 
 def main(spec: str) -> None:
     m = load(spec, progress=False)
     task = m.task()
-    for label, (method, options) in LOCALISERS.items():
+    for label, (method, options) in TABLE_RUNS.items():
         loc = localise(m, task, method, options, progress=False)
         for r in ablation_check(m, task, loc, budgets=(0.01, 0.05), draws=5):
             iv = r.intervals

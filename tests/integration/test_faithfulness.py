@@ -2,7 +2,7 @@
 forget facts more than random sites of the same kind and budget (mean of 5 draws)."""
 import pytest
 
-from workbench.faithfulness import ablation_check, expert_removal_check, sae_clamp_check
+from workbench.faithfulness import TABLE_RUNS, ablation_check, expert_removal_check, sae_clamp_check
 from workbench.localise import agreement, localise
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -20,20 +20,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 #   wagle                 0.848/0.816 [-0.03, 0.09]   0.985/0.974 [-0.01, 0.03]  every fact
 # (the AMX machine's bf16 weights gave OCT neurons 0.252/0.058 and FLU 0.302/0.148 at 5%: whether
 # circuits' neurons are forget-specific differs between trainings; beyond random they are on both.)
-BEYOND_RANDOM = {
-    "selective": ("selective", {}),
-    "circuits[oct,neuron]": ("circuits", {"mode": "oct", "nodes": "neuron"}),
-    "circuits[flu]": ("circuits", {"mode": "flu"}),
-    "circuits[oct]": ("circuits", {}),
-    "salun": ("salun", {}),
-    "wagle": ("wagle", {}),
-}
+BEYOND_RANDOM = {k: v for k, v in TABLE_RUNS.items() if k != "concept"}
 FORGET_SPECIFIC = ("selective",)
 # These find what every fact needs: far beyond random sites, but retain falls about as far as forget.
 EVERY_FACT = ("circuits[oct]", "salun", "wagle")
 # Measured failure, kept as a strict xfail so that a change that fixes it is noticed:
 FAILING = {
-    "concept": ("concept", {}, "forget drop 0.002 (1%) and 0.010 (5%) against random 0.002 and 0.005: the "
+    "concept": (*TABLE_RUNS["concept"], "forget drop 0.002 (1%) and 0.010 (5%) against random 0.002 and 0.005: the "
                 "testbed's forget people have no vocabulary of their own (a world with a unique nickname each, "
                 "branch exp-nicknames, did not help either: see the closing note of issue 3)"),
 }

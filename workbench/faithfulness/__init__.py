@@ -22,8 +22,21 @@ from .experts import expert_removal_check
 from .features import sae_clamp_check
 from .noise import concept_noise_check
 
-__all__ = ["CheckTable", "FaithRow", "ablation_check", "check", "concept_noise_check", "expert_removal_check",
+__all__ = ["TABLE_RUNS", "CheckTable", "FaithRow", "ablation_check", "check", "concept_noise_check", "expert_removal_check",
            "faithful", "sae_clamp_check"]
+
+
+# label -> (localiser, options): the localisers whose faithfulness on the testbed the tests
+# (tests/integration/test_faithfulness.py) and scripts/faithfulness_intervals.py measure
+TABLE_RUNS = {
+    "selective": ("selective", {}),
+    "circuits[oct,neuron]": ("circuits", {"mode": "oct", "nodes": "neuron"}),
+    "circuits[flu]": ("circuits", {"mode": "flu"}),
+    "circuits[oct]": ("circuits", {}),
+    "salun": ("salun", {}),
+    "wagle": ("wagle", {}),
+    "concept": ("concept", {}),
+}
 
 
 @dataclass
