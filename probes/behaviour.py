@@ -43,18 +43,16 @@ class Behaviour(ProbeFamily):
         for split in SPLITS:
             exs = list(task.examples(split))
             scores = score_examples(model, tok, exs)
-            groups: dict[str, list[bool]] = {}
             forms: dict[str, list[bool]] = {}
             items: dict[str, dict[str, list]] = {}  # group -> per-example correctness and person
             for ex, sc in zip(exs, scores):
                 ok = bool(sc.choice_correct) if ex.kind == "mcq" else sc.correct
                 for g in (form_group(task, ex), *(("all",) if ex.kind != "mcq" else ())):
-                    groups.setdefault(g, []).append(ok)
                     cell = items.setdefault(g, {"ok": [], "people": []})
                     cell["ok"].append(int(ok))
                     cell["people"].append(ex.fact.subject)
                 forms.setdefault(ex.form, []).append(ok)
-            out["groups"][split] = {g: mean(v) for g, v in groups.items()}
+            out["groups"][split] = {g: mean(cell["ok"]) for g, cell in items.items()}
             out["items"][split] = items
             out["forms"][split] = {f: mean(v) for f, v in forms.items()}
             facts = [f for f in task.facts(split) if f.relation in task.forms[ctx.qa_form].templates]

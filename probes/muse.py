@@ -100,9 +100,9 @@ class Muse(ProbeFamily):
         if "oracle" in raws:
             ref = raws["oracle"]
             leak.values = {r: privleak(x["auc"]["mink"], ref["auc"]["mink"]) for r, x in raws.items()}
+            oracle_auc = auc_statistic(scores(ref, "mink"), is_member)
             for r, x in raws.items():
                 model_auc = auc_statistic(scores(x, "mink"), is_member)
-                oracle_auc = auc_statistic(scores(ref, "mink"), is_member)
                 leak.intervals[r] = list(cluster_bootstrap(
                     clusters, lambda idx: privleak(model_auc(idx), oracle_auc(idx))))  # noqa: B023
         else:

@@ -3,32 +3,30 @@
     python scripts/floor_intervals.py "testbed:dense" "testbed:dense?seed=2&people=450" ...
 
 Scores each (cached or newly trained) full model on the question and cloze forms of people
-whose question forms it never trained on, and resamples people (2,000 draws, seed 0).
+whose question forms it never trained on, and resamples people (`workbench.stats.mean_interval`,
+2,000 draws, seed 0).
 """
 from __future__ import annotations
 
-import random
 import sys
 
 from workbench.models import load
 from workbench.models.scoring import score_examples
+from workbench.stats import mean_interval
 from workbench.tasks.task import SPLITS, form_group
 
 
 def held_out_interval(spec: str, draws: int = 2000) -> tuple[float, float, float, int]:
     m = load(spec, progress=False)
     task = m.task()
-    by: dict[str, list[bool]] = {}
+    ok, people = [], []
     for split in SPLITS:
         exs = [e for e in task.examples(split) if form_group(task, e) == "heldout_qa"]
         for e, sc in zip(exs, score_examples(m.model, m.tokenizer, exs, 256)):
-            by.setdefault(e.fact.subject, []).append(sc.correct)
-    people, rng = list(by), random.Random(0)
-
-    def acc(groups) -> float:
-        return sum(sum(v) for v in groups) / sum(len(v) for v in groups)
-    boots = sorted(acc([by[rng.choice(people)] for _ in people]) for _ in range(draws))
-    return acc(by.values()), boots[int(0.025 * draws) - 1], boots[int(0.975 * draws) - 1], len(people)
+            ok.append(float(sc.correct))
+            people.append(e.fact.subject)
+    lo, hi = mean_interval(ok, people, draws=draws)
+    return sum(ok) / len(ok), lo, hi, len(set(people))
 
 
 if __name__ == "__main__":
