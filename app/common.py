@@ -3,7 +3,6 @@ and its pure `figure_*` functions; this module holds the cached models and the s
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 import time
 import traceback
@@ -23,11 +22,10 @@ MODELS = ["testbed:dense", "testbed:moe", "smollm2-135m-instruct"]
 @st.cache_resource(show_spinner=False)
 def pipeline():
     """The pipeline (and its loaded models), shared by every page and session."""
-    import torch
-
+    from workbench.cores import use_cores
     from workbench.pipeline import Pipeline
 
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    use_cores()
     return Pipeline(progress=False)
 
 

@@ -8,9 +8,10 @@ import sys
 # usage: python notebooks/.make_notebooks.py [OUT_DIR]   (default: next to this file)
 OUT = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent
 SETUP = """import os
-import torch
 
-torch.set_num_threads(os.cpu_count() or 1)
+from workbench.cores import use_cores
+
+use_cores()  # every core (or WORKBENCH_CORES of them)
 import pandas as pd
 import plotly.io as pio
 

@@ -2,6 +2,8 @@
 # One entry point for a fresh machine with Python 3.11 and pip:
 #   bash scripts/dev.sh demo [ARGS]   set up .venv, then run `workbench demo`
 #   bash scripts/dev.sh test [ARGS]   set up .venv (+ test tools), then run the whole test suite
+#                                     on WORKBENCH_TEST_WORKERS pytest-xdist workers (default: 2
+#                                     where there are 2+ cores; 0 runs in one process)
 #   bash scripts/dev.sh setup         only set up
 # The set-up is skipped when .venv already matches pyproject.toml and this script.
 set -euo pipefail
@@ -36,8 +38,12 @@ case "$cmd" in
   demo) setup; exec "$VENV/bin/workbench" demo "$@" ;;
   test)
     setup
+    workers=${WORKBENCH_TEST_WORKERS:-$([ "$(nproc)" -ge 2 ] && echo 2 || echo 0)}
+    parallel=()
+    # whole files per worker: a module's expensive fixtures are computed once
+    [ "$workers" -gt 0 ] && parallel=(-n "$workers" --dist loadfile)
     set +e
-    "$VENV/bin/python" -m pytest "$@"
+    "$VENV/bin/python" -m pytest "${parallel[@]}" "$@"
     rc=$?
     set -e
     if [ "$rc" -eq 5 ]; then

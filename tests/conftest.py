@@ -7,7 +7,16 @@ import os
 import pytest
 import torch
 
-torch.set_num_threads(max(1, os.cpu_count() or 1))
+# Under pytest-xdist (`scripts/dev.sh test` runs two workers) each worker and every process it
+# starts (CLI, app, notebook kernels, study cells) gets its share of the cores, so no two torch
+# processes fight for the same core (`workbench.cores`). Testbed training keeps its own
+# single-threaded processes.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1 and "WORKBENCH_CORES" not in os.environ:
+    os.environ["WORKBENCH_CORES"] = str(max(1, (os.cpu_count() or 1) // _WORKERS))
+from workbench.cores import use_cores  # noqa: E402
+
+use_cores()
 
 # A small world and a short recipe: enough to learn the facts, seconds to train.
 SMALL = "people=40&attributes=3&steps=600"

@@ -10,7 +10,7 @@ import pytest
 
 pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[2]
-BASE = ("errors", "registry", "cache", "progress", "hooks", "sites", "stats")
+BASE = ("errors", "registry", "cache", "progress", "hooks", "sites", "stats", "cores")
 LOWER = {"base", "tasks", "models"}
 # package -> the packages it may import (docs/architecture.md, "Layers")
 ALLOWED = {

@@ -41,9 +41,9 @@ def command(fn: Callable) -> Callable:
 
 
 def threads() -> None:
-    import torch
+    from ..cores import use_cores
 
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    use_cores()
 
 
 def pipeline():

@@ -141,7 +141,9 @@ def plan(study: Study, out: Path | None = None, retry_failed: bool = True) -> tu
 
 
 def resolve_threads(study: Study, executor: str, workers: int) -> int:
-    cores = os.cpu_count() or 1
+    from ..cores import cores as _cores
+
+    cores = _cores()
     if study.threads:
         return study.threads
     return cores if executor in ("local", "ray") else max(1, cores // max(1, workers))
