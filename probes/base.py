@@ -99,9 +99,16 @@ class ProbeFamily:
     version: ClassVar[int] = 1
     reads: ClassVar[tuple[str, ...]] = ()
     needs_original: ClassVar[bool] = False  # its measurement depends on the original model too
+    # it trains the model it measures (an attack): an edit is measured as its baked checkpoint
+    # where it exports, else hooked and weights-only side by side (`probes.run.attack_models`)
+    trains_model: ClassVar[bool] = False
 
     def __init__(self, config=None):
         self.config = config if config is not None else self.Config()
+
+    def attacks_baked(self) -> bool:
+        """Whether an edit is measured as its baked checkpoint (see `trains_model`)."""
+        return self.trains_model
 
     def prepare(self, ctx: Context) -> None:
         """Called once before any model is measured (no edit is on the original yet)."""

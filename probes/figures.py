@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 
 from .result import ROLES, ProbeResult
 
-COLOURS = {"original": "#1f77b4", "edited": "#d62728", "oracle": "#2ca02c"}
+COLOURS = {"original": "#1f77b4", "edited": "#d62728", "oracle": "#2ca02c", "oracle2": "#98df8a"}
 DASH = {"forget": "solid", "retain": "dot"}
 
 

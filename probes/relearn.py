@@ -3,8 +3,13 @@ facts (or on unrelated retain facts only) for k steps and measure accuracy on th
 of the forget facts after every step. The same protocol on the oracle gives the curve of a
 model that never learned the facts; the relearning gap is the area between the two curves.
 
-The model is trained in place (so hook-level edits stay attached) and every parameter is
-restored bit-identically afterwards.
+An edit is attacked as a user would receive it: its baked checkpoint where it exports (a
+mean-ablation's zeroed columns and bias can then move), else the hooked model (which the
+attack cannot move through its hooks) beside the edit's weights without the hooks
+(`relearn.<data>.final_weights_only`); `target = "hooks"` attacks the hooked model instead
+(the comparison). The model is trained in place and every parameter is restored
+bit-identically afterwards. Intervals: 95% bootstrap over the held-out half's people, the
+gap's paired per example with the oracle's (`workbench.stats`).
 """
 from __future__ import annotations
 
@@ -16,9 +21,10 @@ import torch
 
 from workbench.errors import WorkbenchInputError
 from workbench.models.arch import table_for
-from workbench.models.scoring import accuracy, score_examples
+from workbench.models.scoring import score_examples
 from workbench.models.train import collate
 from workbench.registry import check_positive
+from workbench.stats import mean_interval
 
 from .base import NO_ORACLE, Context, ProbeFamily, register
 from .result import Metric
@@ -33,11 +39,14 @@ class RelearnConfig:
     lora_r: int = 16
     lora_alpha: int = 32
     data: tuple[str, ...] = ("forget", "retain")  # fine-tune on the other forget half and/or retain facts
+    target: Literal["baked", "hooks"] = "baked"  # what an edit's attack trains (module docstring)
 
     def check(self):
         bad = [d for d in self.data if d not in ("forget", "retain")]
         if bad:
             raise WorkbenchInputError(f"option data={bad[0]!r}: expected forget and/or retain")
+        if self.target not in ("baked", "hooks"):
+            raise WorkbenchInputError(f"option target={self.target!r}: expected baked or hooks")
         if self.steps < 0:
             raise WorkbenchInputError(f"option steps={self.steps}: expected an integer >= 0")
         check_positive(self, "batch", "lora_r", "lora_alpha")
@@ -63,10 +72,15 @@ def _train_texts(task, facts) -> list[str]:
     return out
 
 
-def _eval(model, tok, task, facts) -> float:
-    exs = [ex for f in facts for ex in (task.render(f, n) for n, form in task.forms.items()
-                                          if form.kind != "mcq" and f.relation in form.templates)]
-    return accuracy(score_examples(model, tok, exs)) if exs else float("nan")
+def eval_examples(task, facts) -> list:
+    """The attack's evaluation examples: every non-multiple-choice form of `facts`."""
+    return [ex for f in facts for ex in (task.render(f, n) for n, form in task.forms.items()
+                                         if form.kind != "mcq" and f.relation in form.templates)]
+
+
+def _eval(model, tok, exs) -> list[int]:
+    """1/0 per example: the answer is the exact completion."""
+    return [int(s.correct) for s in score_examples(model, tok, exs)] if exs else []
 
 
 def _lr(cfg: RelearnConfig, model) -> float:
@@ -78,15 +92,21 @@ def _lr(cfg: RelearnConfig, model) -> float:
     return 3e-4 if small else 2e-5
 
 
-def attack(ctx: Context, cfg: RelearnConfig, model, tok, train_facts, eval_facts) -> list[list[float]]:
-    """[[step, accuracy on eval_facts], ...] from step 0 (before training) to k."""
+def _mean(xs: list[int]) -> float:
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def attack(ctx: Context, cfg: RelearnConfig, model, tok, train_facts, eval_facts) -> dict:
+    """`curve`: [[step, accuracy on eval_facts], ...] from step 0 (before training) to k;
+    `correct`: the 1/0 of every evaluation example (`eval_examples` order) at each step."""
     texts = _train_texts(ctx.task, train_facts)
+    exs = eval_examples(ctx.task, eval_facts)
     seqs = [tok(t)["input_ids"] + ([tok.eos_token_id] if tok.eos_token_id is not None else []) for t in texts]
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     saved = {n: p.detach().clone() for n, p in model.state_dict().items()}
     grads = {n: p.requires_grad for n, p in model.named_parameters()}
     was = model.training
-    curve = [[0, _eval(model, tok, ctx.task, eval_facts)]]
+    correct = [_eval(model, tok, exs)]
     torch.manual_seed(ctx.config.seed)
     rng = random.Random(f"{ctx.config.seed}|relearn-batches")
     lora = None
@@ -115,7 +135,7 @@ def attack(ctx: Context, cfg: RelearnConfig, model, tok, train_facts, eval_facts
                 loss.backward()
                 opt.step()
                 net.eval()
-            curve.append([step, _eval(model, tok, ctx.task, eval_facts)])
+            correct.append(_eval(model, tok, exs))
     finally:
         if lora is not None:
             lora.unload()
@@ -127,7 +147,7 @@ def attack(ctx: Context, cfg: RelearnConfig, model, tok, train_facts, eval_facts
             p.requires_grad_(grads.get(n, p.requires_grad))
         model.zero_grad(set_to_none=True)
         model.train(was)
-    return curve
+    return {"curve": [[i, _mean(c)] for i, c in enumerate(correct)], "correct": correct}
 
 
 def lora_targets(model) -> list[str]:
@@ -148,10 +168,16 @@ class Relearn(ProbeFamily):
     summary = ("relearning attacks: fine-tune on half the forget set (or on retain data); curve and gap "
                "to the oracle")
     Config = RelearnConfig
+    version = 2  # 2: per-example results and intervals; an edit attacked as its baked checkpoint
+    trains_model = True
+
+    def attacks_baked(self) -> bool:
+        return self.config.target == "baked"
 
     def measure(self, ctx: Context, model, tok) -> dict:
         train, held = halves(ctx)
-        out = {"n_train": len(train), "n_eval": len(held)}
+        out = {"n_train": len(train), "n_eval": len(held),
+               "people": [ex.fact.subject for ex in eval_examples(ctx.task, held)]}
         for data in self.config.data:
             source = train if data == "forget" else list(ctx.task.facts("retain"))[: max(1, len(train))]
             out[data] = attack(ctx, self.config, model, tok, source, held)
@@ -160,21 +186,65 @@ class Relearn(ProbeFamily):
     def compare(self, ctx: Context, raws: dict, missing: dict):
         cfg = self.config
         metrics = []
+        targets = {"baked": "the edit's baked checkpoint", "weights": "the edited weights",
+                   "hooks": "the hooked model (its hooks cannot be baked: the attack cannot move them)",
+                   "hooks (requested)": "the hooked model (target = hooks)"}
+        target = raws.get("edited", {}).get("target")
         for data in cfg.data:
             label = "half of the forget facts" if data == "forget" else "unrelated retain facts"
-            metrics.append(Metric(
-                f"relearn.{data}.final", "relearn", "reference", {r: x[data][-1][1] for r, x in raws.items()},
-                curves={r: x[data] for r, x in raws.items()},
-                description=f"accuracy on the held-out forget half after fine-tuning on {label} "
-                            f"for {cfg.steps} steps"))
+            final = Metric(f"relearn.{data}.final", "relearn", "reference",
+                           curves={r: x[data]["curve"] for r, x in raws.items()},
+                           description=f"accuracy on the held-out forget half after fine-tuning on {label} "
+                                       f"for {cfg.steps} steps" + (f"; the edit attacked: {targets[target]}"
+                                                                   if target else ""))
+            for r, x in raws.items():
+                final.values[r], iv = _final(x, data)
+                _set(final, r, iv)
+            metrics.append(final)
             g = Metric(f"relearn.{data}.gap", "relearn", "lower",
                        description="area between this model's relearning curve and the oracle's, per step")
             if "oracle" in raws:
-                g.values = {r: gap(x[data], raws["oracle"][data]) for r, x in raws.items()}
+                for r, x in raws.items():
+                    g.values[r], iv = _gap(x, raws["oracle"], data)
+                    _set(g, r, iv)
             else:
                 g.notes = {r: missing.get("oracle", NO_ORACLE) for r in raws}
             metrics.append(g)
+            if target == "hooks":
+                w = {**raws["edited"]["weights_only"], "people": raws["edited"]["people"]}
+                wm = Metric(f"relearn.{data}.final_weights_only", "relearn", "reference",
+                            curves={"edited": w[data]["curve"]},
+                            description=f"as relearn.{data}.final, attacking the edit's weights without its "
+                                        f"hooks (what an attacker holding only the weights starts from)")
+                wm.values["edited"], iv = _final(w, data)
+                _set(wm, "edited", iv)
+                metrics.append(wm)
         return metrics, {r: {k: v for k, v in x.items()} for r, x in raws.items()}
+
+
+def _set(metric: Metric, role: str, interval: tuple[float, float] | None) -> None:
+    if interval is not None:
+        metric.intervals[role] = list(interval)
+
+
+def _final(raw: dict, data: str) -> tuple[float, tuple[float, float] | None]:
+    """The final accuracy of one attack and its 95% interval over the evaluated people."""
+    last = raw[data]["correct"][-1]
+    if not last:
+        return float("nan"), None
+    return raw[data]["curve"][-1][1], mean_interval(last, raw["people"])
+
+
+def _gap(raw: dict, oracle: dict, data: str) -> tuple[float, tuple[float, float] | None]:
+    """`gap` of the two curves and its interval: the same examples on both sides, so each
+    example's own area is paired with the oracle's and people are resampled."""
+    value = gap(raw[data]["curve"], oracle[data]["curve"])
+    mine, ref = raw[data]["correct"], oracle[data]["correct"]
+    if raw["people"] != oracle["people"] or len(mine) != len(ref) or not mine[0]:
+        return value, None
+    per_example = [gap([[s, a[i]] for s, a in enumerate(mine)], [[s, b[i]] for s, b in enumerate(ref)])
+                   for i in range(len(mine[0]))]
+    return value, mean_interval(per_example, raw["people"])
 
 
 def gap(curve: list, reference: list) -> float:

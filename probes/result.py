@@ -15,7 +15,10 @@ from pathlib import Path
 
 from workbench.errors import MissingInputError, WorkbenchInputError
 
-ROLES = ("original", "edited", "oracle")
+# oracle2: a second oracle (another training seed), measured against the oracle: the noise floor
+ROLES = ("original", "edited", "oracle", "oracle2")
+NOISE_FLOOR = ("oracle2: a second oracle (another training seed); its value and interval on a reference metric "
+               "(one computed against the oracle) are the noise floor: a difference inside them is noise")
 DIRECTIONS = ("higher", "lower", "reference")
 
 
@@ -95,6 +98,8 @@ class ProbeResult:
             lines.append(f"{m.name:<{width}}  {m.direction:<9}" + "".join(cells))
         if any(m.interval(r) for m in rows for r in roles):
             lines.append("[low, high]: 95% bootstrap interval over the people of the metric's split")
+        if "oracle2" in self.models:
+            lines.append(NOISE_FLOOR)
         for role, why in self.missing.items():
             lines.append(f"[{role}] not probed: {why}")
         grouped: dict[tuple[str, str], list[str]] = {}

@@ -102,15 +102,21 @@ class Pipeline:
 
     def probe(self, loaded: LoadedModel, task: ForgetTask, edit: Edit | None = None,
               config: ProbeConfig | dict | None = None, oracle="auto", use_cache: bool = True,
-              on_step: Callable[[str, str, int, int], None] | None = None, label: str | None = None) -> ProbeResult:
+              on_step: Callable[[str, str, int, int], None] | None = None, label: str | None = None,
+              noise_floor: bool = False) -> ProbeResult:
         """The original, the edited model and the oracle side by side (`oracle="auto"`: the
-        model's twin, loaded once per pipeline); `label` names the edit (default: its operator)."""
+        model's twin, loaded once per pipeline); `label` names the edit (default: its operator).
+        `noise_floor`: also a second oracle (the twin of the next training seed; trained once),
+        whose reference metrics against the oracle are the noise floor."""
         config = config if isinstance(config, ProbeConfig) else ProbeConfig.from_options(config)
         if oracle == "auto" and loaded.oracle_spec:
             oracle = self.model(loaded.oracle_spec)
+        second = None
+        if noise_floor:
+            second = self.model(loaded.second_oracle_spec) if loaded.second_oracle_spec else "auto"
         return probe(loaded, task, edit=edit, oracle=oracle, config=config,
                      trace_sites=self.trace_sites(loaded, task, config), progress=self.progress,
-                     use_cache=use_cache, on_step=on_step, label=label)
+                     use_cache=use_cache, on_step=on_step, label=label, second_oracle=second)
 
     def check(self, loaded: LoadedModel, task: ForgetTask, localisation: Localisation, **options) -> list[CheckTable]:
         """Faithfulness of a localisation (`workbench.faithfulness.check`)."""

@@ -132,16 +132,22 @@ def test_edit_bad_input_is_one_clear_line(args, needle):
 def test_probe_cli_prints_the_table_and_writes_json_and_figures(tmp_path):
     spec = "testbed:dense?people=40&attributes=3&steps=600"
     out = tmp_path / "result.json"
-    r = run("probe", "--model", spec, "--probes", "behaviour,relearn", "-o", "relearn.steps=4",
+    r = run("probe", "--model", spec, "--probes", "behaviour,muse,relearn", "-o", "relearn.steps=4",
             "--json", str(out), "--figures", str(tmp_path / "fig"), "--fresh")
     assert r.returncode == 0, r.stderr
     assert "behaviour.forget.all" in r.stdout and "relearn.forget.gap" in r.stdout
     assert "[edited] not probed: no edit given" in r.stdout
     assert "probing" in r.stderr  # the progress bar
+    # every headline with its interval, and the second oracle's column: the noise floor
+    assert "95% bootstrap interval" in r.stdout and "are the noise floor" in r.stdout
+    row = next(line for line in r.stdout.splitlines() if line.startswith("muse.privleak "))
+    assert row.count("[") == 3, row  # original, oracle and oracle2, each with its interval
     data = json.loads(out.read_text())
-    assert set(data["models"]) == {"original", "oracle"}
+    assert set(data["models"]) == {"original", "oracle", "oracle2"}
+    leak = next(m for m in data["metrics"] if m["name"] == "muse.privleak")
+    assert leak["intervals"]["oracle2"][0] <= 0 <= leak["intervals"]["oracle2"][1]
     curves = next(m for m in data["metrics"] if m["name"] == "relearn.forget.final")["curves"]
-    assert len(curves["original"]) == 5 and len(curves["oracle"]) == 5
+    assert len(curves["original"]) == 5 and len(curves["oracle"]) == 5 and len(curves["oracle2"]) == 5
     assert (tmp_path / "fig" / "relearning.html").stat().st_size > 10_000
 
 

@@ -107,6 +107,24 @@ def test_truth_ratio_scores_and_relearning_gap():
     assert gap([[0, 0.2]], [[0, 0.2]]) == 0
 
 
+def test_relearning_intervals_pair_each_example_with_the_oracle():
+    from probes.relearn import _final, _gap
+
+    def raw(correct):  # three steps of four examples, two per person
+        return {"people": ["A", "A", "B", "B"],
+                "forget": {"correct": correct, "curve": [[i, sum(c) / 4] for i, c in enumerate(correct)]}}
+    model = raw([[0, 0, 0, 0], [1, 0, 1, 0], [1, 1, 1, 0]])
+    oracle = raw([[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 1, 0]])
+    value, (lo, hi) = _gap(model, oracle, "forget")
+    # per example: areas 0.75, 0.25, 0.5, 0 over two steps; their mean is the gap of the mean curves
+    assert value == pytest.approx((0.75 + 0.25 + 0.5 + 0) / 4)
+    assert lo <= value <= hi and lo >= 0.125 and hi <= 0.5  # person means 0.5 and 0.25
+    assert _gap(oracle, oracle, "forget")[1] == (0, 0)
+    final, (flo, fhi) = _final(model, "forget")
+    assert final == 0.75 and (flo, fhi) == (0.5, 1.0)  # person A 1.0, person B 0.5
+    assert _gap(model, {**oracle, "people": ["A", "B", "A", "B"]}, "forget")[1] is None  # not the same examples
+
+
 def _task(n=10):
     facts = [Fact(f"P{i}", "r", f"a{i}", (f"b{i}", f"c{i}", f"d{i}")) for i in range(n)]
     return ForgetTask("t", {"forget": facts[:4], "retain": facts[4:]}, {"d": Form("d", "declarative", {"r": "{subject} is"})})

@@ -19,6 +19,9 @@ def probe_cmd(
                                                help="probe option key=value or family.key=value (see --list)"),
     json_out: Optional[str] = typer.Option(None, "--json", help="write the full result (JSON) here"),
     figures: Optional[str] = typer.Option("probe-figures", help="write plotly figures (HTML) to this directory"),
+    noise_floor: bool = typer.Option(True, help="also probe a second oracle (the oracle twin of the next training "
+                                                "seed, trained the first time): its reference metrics against the "
+                                                "oracle are the noise floor"),
     fresh: bool = typer.Option(False, help="recompute even if the cache holds the measurements"),
     list_: bool = typer.Option(False, "--list", help="list the probe families and the options"),
 ):
@@ -52,7 +55,8 @@ def probe_cmd(
     pipe, loaded, forget_task = model_and_task(model, task)
     typer.echo(forget_task.summary())
     result = pipe.probe(loaded, forget_task, edit=edit_obj, config=config,
-                        oracle=None if oracle == "none" else oracle, use_cache=not fresh)
+                        oracle=None if oracle == "none" else oracle, use_cache=not fresh,
+                        noise_floor=noise_floor and oracle != "none")
     typer.echo("")
     typer.echo(result.table())
     if json_out:

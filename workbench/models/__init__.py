@@ -62,6 +62,15 @@ class LoadedModel:
             return None
         return str(self.testbed.twin(oracle=True))
 
+    @property
+    def second_oracle_spec(self) -> str | None:
+        """A second oracle: the oracle twin trained with the next training seed. Against the
+        oracle it measures what a model that never saw the forget set scores (the noise floor
+        of the reference metrics)."""
+        if self.testbed is None or self.testbed.oracle:
+            return None
+        return str(self.testbed.twin(oracle=True, train_seed=self.testbed.train_seed + 1))
+
     def task(self, name: str = "default"):
         """The forget task `name` of this model (`workbench.tasks.TASK_FORMS`): by default its
         testbed world, or (for pretrained models) the real-knowledge facts it answers correctly."""
