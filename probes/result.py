@@ -17,6 +17,7 @@ from workbench.errors import MissingInputError, WorkbenchInputError
 
 # oracle2: a second oracle (another training seed), measured against the oracle: the noise floor
 ROLES = ("original", "edited", "oracle", "oracle2")
+ORACLES = ("oracle", "oracle2")  # trained independently of the original: no weight-level comparison with it
 NOISE_FLOOR = ("oracle2: a second oracle (another training seed); its value and interval on a reference metric "
                "(one computed against the oracle) are the noise floor: a difference inside them is noise")
 DIRECTIONS = ("higher", "lower", "reference")

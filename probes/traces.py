@@ -15,7 +15,7 @@ from workbench.registry import check_positive
 from workbench.sites import NeuronSite
 
 from .base import Context, ProbeFamily, mean, register
-from .result import Metric
+from .result import ORACLES, Metric
 
 NOT_COMPARABLE = ("independently trained weights: value vectors are not aligned with the "
                   "original's, so a before/after comparison has no meaning")
@@ -113,7 +113,7 @@ class Traces(ProbeFamily):
             t = Metric(f"traces.touched.{what}", "traces", direction,
                        description=f"value vectors the edit changed: mean {what} before/after")
             for r, x in raws.items():
-                if r == "oracle":
+                if r in ORACLES:
                     m.notes[r] = t.notes[r] = NOT_COMPARABLE
                     continue
                 if x["concept"]:
@@ -126,7 +126,7 @@ class Traces(ProbeFamily):
                     t.notes[r] = "no value vector changed in the weights"
             metrics += [m, t]
         metrics.append(Metric("traces.touched.count", "traces", "lower",
-                              {r: float(x["touched"]["n"]) for r, x in raws.items() if r != "oracle"},
-                              notes={"oracle": NOT_COMPARABLE} if "oracle" in raws else {},
+                              {r: float(x["touched"]["n"]) for r, x in raws.items() if r not in ORACLES},
+                              notes={r: NOT_COMPARABLE for r in raws if r in ORACLES},
                               description="value vectors whose weights changed"))
-        return metrics, {r: {"concept": x["concept"], "top_k": x["top_k"]} for r, x in raws.items() if r != "oracle"}
+        return metrics, {r: {"concept": x["concept"], "top_k": x["top_k"]} for r, x in raws.items() if r not in ORACLES}

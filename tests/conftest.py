@@ -91,3 +91,35 @@ def no_hook_left_behind(request):
     for name, count in before.items():
         after = _hooks(request.getfixturevalue(name).model)
         assert after == count, f"{request.node.name} left {after - count} hook(s) on {name}"
+
+
+@pytest.fixture
+def only_train_pairs(monkeypatch):
+    """`with only_train_pairs(task): ...` records every (fact, form) pair rendered inside and
+    then asserts that each is a train pair of `task` (`workbench.tasks.declared`): a train form,
+    no retain-eval person, no neighbour. Instruments the data path every localiser, operator
+    and SAE reads through (`ForgetTask.render`)."""
+    import contextlib
+
+    from workbench.tasks.declared import retain_eval_people
+    from workbench.tasks.prompts import default_forms
+    from workbench.tasks.task import ForgetTask
+
+    @contextlib.contextmanager
+    def check(task):
+        forms, held = set(default_forms(task)), retain_eval_people(task)
+        neighbours = {f.subject for f in task.facts("neighbour")}
+        seen = []
+        render = ForgetTask.render
+
+        def recorded(self, fact, form):
+            seen.append((fact.subject, form if isinstance(form, str) else form.name))
+            return render(self, fact, form)
+        monkeypatch.setattr(ForgetTask, "render", recorded)
+        try:
+            yield seen
+        finally:
+            monkeypatch.setattr(ForgetTask, "render", render)
+        bad = [(s, f) for s, f in seen if f not in forms or s in held or s in neighbours]
+        assert not bad, f"{len(bad)} evaluation pair(s) reached the edit side, e.g. {bad[:3]}"
+    return check

@@ -30,6 +30,7 @@ from . import cache
 from .errors import WorkbenchInputError
 from .hooks import hook_session
 from .models.arch import table_for
+from .tasks.task import SPLITS
 
 CODE_VERSION = 1
 
@@ -73,17 +74,21 @@ def _module_path(model, layer: int) -> str:
 
 # -- text ------------------------------------------------------------------------------------
 def training_texts(loaded, cfg: SAEConfig) -> list[str]:
-    """Offline text: the testbed corpus, or real facts in every form + own continuations."""
+    """Offline text from the task's train view only (`tasks.declared.train_view`: no
+    evaluation form, no retain-eval person, no neighbour): the testbed's trained texts of it,
+    or the real facts in its forms + the model's own continuations."""
+    from .tasks.declared import train_view
+
     if loaded.testbed is not None:
         from .tasks.world import World
 
-        return World(loaded.testbed.world).corpus()
+        view = train_view(World(loaded.testbed.world).task())
+        return [ex.text for s in SPLITS for ex in view.examples(s) if ex.trained]
     from .models.generate import greedy_texts
-    from .tasks.realworld import forms, real_task
+    from .tasks.realworld import real_task
 
-    task = real_task()
-    texts = [task.render(f, n).text for f in task.all_facts for n, form in forms().items()
-             if form.kind != "mcq" and f.relation in form.templates]
+    task = train_view(real_task())
+    texts = [ex.text for s in SPLITS for ex in task.examples(s) if ex.kind != "mcq"]
     main = task.forms_of("declarative")[0]  # continuations of the main form: the model's own text
     prompts = [task.render(f, main).prompt for f in task.all_facts if f.relation in task.forms[main].templates]
     return texts + greedy_texts(loaded.model, loaded.tokenizer, prompts, cfg.continuations)

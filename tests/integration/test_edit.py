@@ -127,14 +127,15 @@ def test_collapse_stop(small_dense, task):
 
 
 @pytest.mark.parametrize("operator", [n for n in OPERATORS.names() if n not in ("remove-experts", "uoe")])
-def test_every_operator_runs(operator, small_dense, task, neurons):
+def test_every_operator_runs(operator, small_dense, task, neurons, only_train_pairs):
     options = {"steps": 4, "batch_size": 8} if "steps" in OPERATORS.get(operator).Config.__dataclass_fields__ else {}
     loc = None if operator in ("directional", "lunar") else neurons
     if operator == "sae-clamp":  # SAE features, from an SAE trained here with sae-lens
         loc = localise(small_dense, task, "sae", {"layer": 1, "sae_tokens": 60_000}, progress=False)
         with pytest.raises(ValueError, match="operator 'sae-clamp' takes localisations of sae_feature sites"):
             apply_operator(small_dense, neurons, task, operator, options, progress=False)
-    edit = apply_operator(small_dense, loc, task, operator, options, progress=False)
+    with only_train_pairs(task):  # no evaluation pair reaches the operator
+        edit = apply_operator(small_dense, loc, task, operator, options, progress=False)
     assert edit.weights or edit.interventions
     assert edit.provenance["operator"] == operator and edit.provenance["seconds"] >= 0
 

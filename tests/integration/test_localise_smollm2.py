@@ -30,7 +30,8 @@ def test_localiser_runs_on_smollm2(label, smollm2, task):
     method, options = RUNS[label]
     loc = localise(smollm2, task, method, options, progress=False)
     assert torch.isfinite(loc.scores).all() and loc.scores.abs().sum() > 0
-    assert loc.provenance["task"] == task.name and loc.provenance["seconds"] > 0
+    # it read the task's train view only (workbench.tasks.declared)
+    assert loc.provenance["task"] == f"{task.name}[train]" and loc.provenance["seconds"] > 0
     top = loc.top(k=5)
     # weight localisations count scalars: the top 5 weights lie in at most 5 tensors
     assert (len(top) == 5 if loc.kind != "weight" else 1 <= len(top) <= 5)

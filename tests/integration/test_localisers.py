@@ -11,6 +11,7 @@ from workbench.localise.base import localise_cached
 from workbench.localise.circuits import CircuitConfig, node_groups, patching_scores
 from workbench.faithfulness import concept_noise_check
 from workbench.localise.agreement import spearman
+from workbench.tasks.declared import train_view
 from workbench.tasks.prompts import build_prompts
 from workbench.models.arch import resolve
 
@@ -29,16 +30,20 @@ MOE_ONLY = {"experts"}  # localisers of mixture-of-experts models run on the sma
 
 
 @pytest.mark.parametrize("method", LOCALISERS.names())
-def test_every_localiser_is_documented_runs_and_round_trips(method, tmp_path, request):
+def test_every_localiser_is_documented_runs_and_round_trips(method, tmp_path, request, only_train_pairs):
     small_dense = request.getfixturevalue("small_moe" if method in MOE_ONLY else "small_dense")
     task = small_dense.task()
     cls = LOCALISERS.get(method)
     assert cls.summary and sys.modules[cls.__module__].__doc__
     assert f"`{method}`" in README.read_text(), f"README does not document localiser {method!r}"
-    loc = localise(small_dense, task, method, FAST.get(method), progress=False)
+    with only_train_pairs(task) as seen:  # no evaluation pair reaches the localiser (nor its SAE)
+        loc = localise(small_dense, task, method, FAST.get(method), progress=False)
+    # random and magnitude read no data; concept reads the view's facts (their words), never a rendered pair
+    assert seen or method in ("random", "magnitude", "concept"), "the localiser read no data"
     assert len(loc.sites) > 0 and torch.isfinite(loc.scores).all()
     prov = loc.provenance
-    assert prov["localiser"] == method and prov["task_hash"] == task.content_hash and prov["seconds"] >= 0
+    assert prov["localiser"] == method and prov["task_hash"] == train_view(task).content_hash
+    assert prov["seconds"] >= 0
     assert len(prov["model_hash"]) == 16
     assert Localisation.load(loc.save(tmp_path / method)) == loc
     again = localise(small_dense, task, method, FAST.get(method), progress=False)

@@ -3,16 +3,17 @@ import pytest
 
 from workbench.edit import apply_operator
 from workbench.localise import localise
-from workbench.models.knowledge import split_accuracy
+from workbench.models.knowledge import heldout_accuracy
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_a_localised_edit_reaches_oracle_level_forgetting(default_dense, default_dense_oracle):
     """WAGLE mask (50% of the weights) + the mechanistic-unlearning loss with a hard retain
-    term: forget <= oracle + 0.05, retain >= 95% and neighbour >= 90% of the original."""
+    term: forget <= oracle + 0.05, retain >= 95% and neighbour >= 90% of the original, on what
+    the edit never read (forget facts in the evaluation forms, the retain-eval people)."""
     task = default_dense.task()
-    acc = lambda m: split_accuracy(m.model, m.tokenizer, task)  # noqa: E731
+    acc = lambda m: heldout_accuracy(m.model, m.tokenizer, task)  # noqa: E731
     original, oracle = acc(default_dense), acc(default_dense_oracle)
     loc = localise(default_dense, task, "wagle", {}, progress=False)
     edit = apply_operator(default_dense, loc, task, "mu", {"fraction": 0.5, "retain_weight": 5, "retain_similar": 0.75,

@@ -65,7 +65,10 @@ def print_headline(store_path, ids=None) -> None:
     for line in floor_warnings(cells):
         typer.echo(f"warning: {line}")
     typer.echo(table(rows, ["model", "localiser", "operator", "budget", "seed", "forget", "retain", "neighbour",
-                            "forget_quality", "mia_auc", "latent", "relearned", "concept_cos", "seconds", "status"]))
+                            "forget_in_sample", "retain_in_sample", "forget_quality", "mia_auc", "latent",
+                            "relearned", "concept_cos", "seconds", "status"]))
+    typer.echo("forget, retain, neighbour: held out of every edit (forget facts in the forms no edit reads; retain "
+               "people no edit reads); *_in_sample: every form, including those the edits trained on")
     typer.echo("±: half the 95% bootstrap interval over people (a difference inside it is noise)")
     summary = seed_summary(cells)
     if any(r["seeds"] > 1 for r in summary):

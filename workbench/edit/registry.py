@@ -19,6 +19,7 @@ from ..localise.localisation import Localisation
 from ..models.readouts import model_fingerprint
 from ..registry import Registry, config_from_dict
 from ..sites import SiteKind
+from ..tasks.declared import train_view
 from ..tasks.task import ForgetTask
 from .edit import Edit
 
@@ -73,6 +74,9 @@ def budget(k: int | None, fraction: float | None) -> dict:
 
 def apply_operator(loaded: "LoadedModel", localisation: Localisation | None, task: ForgetTask, name: str,
                    options: dict[str, Any] | None = None, progress: bool = True) -> Edit:
+    """The edit of operator `name`; the operator reads only the task's train view
+    (`workbench.tasks.declared.train_view`)."""
+    task = train_view(task)
     cls = OPERATORS.get(name)
     config = config_from_dict(cls.Config, options)
     if localisation is None and cls.needs_localisation:
@@ -104,7 +108,7 @@ def apply_operator_cached(loaded: "LoadedModel", localisation: Localisation | No
     Returns (edit, path, reused)."""
     cls = OPERATORS.get(name)
     config = config_from_dict(cls.Config, options)
-    key = cache.content_hash({"model": model_fingerprint(loaded.model), "task": task.content_hash,
+    key = cache.content_hash({"model": model_fingerprint(loaded.model), "task": train_view(task).content_hash,
                               "localisation": None if localisation is None else localisation.identity,
                               "operator": name, "config": dataclasses.asdict(config),
                               "code": [CODE_VERSION, cls.version]})

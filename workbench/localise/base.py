@@ -16,6 +16,7 @@ from ..errors import WorkbenchInputError
 from ..models.readouts import model_fingerprint
 from ..registry import Registry, config_from_dict
 from ..sites import SiteKind
+from ..tasks.declared import train_view
 from ..tasks.task import ForgetTask
 from .localisation import Localisation
 
@@ -59,7 +60,9 @@ def register(cls):
 
 def localise(loaded: "LoadedModel", task: ForgetTask, method: str, options: dict[str, Any] | None = None,
              progress: bool = True) -> Localisation:
-    """Run the localiser `method` on a loaded model and a forget task."""
+    """Run the localiser `method` on a loaded model and a forget task; it reads only the
+    task's train view (`workbench.tasks.declared.train_view`)."""
+    task = train_view(task)
     cls = LOCALISERS.get(method)
     config = config_from_dict(cls.Config, options)
     start = time.perf_counter()
@@ -79,7 +82,7 @@ def localise_cached(loaded: "LoadedModel", task: ForgetTask, method: str, option
     Returns (localisation, path, reused)."""
     cls = LOCALISERS.get(method)
     config = config_from_dict(cls.Config, options)
-    key = cache.content_hash({"model": model_fingerprint(loaded.model), "task": task.content_hash,
+    key = cache.content_hash({"model": model_fingerprint(loaded.model), "task": train_view(task).content_hash,
                               "method": method, "config": dataclasses.asdict(config),
                               "code": [CODE_VERSION, cls.version]})
     return cache.cached(cache.entry_path("localisations", method, key),

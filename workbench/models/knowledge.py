@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import cache
+from ..tasks.declared import eval_forms, retain_eval_facts
 from ..tasks.task import SPLITS, ForgetTask, form_group, subsample_facts
 from .scoring import accuracy, score_examples
 
@@ -100,6 +101,23 @@ def split_accuracy(model, tokenizer, task: ForgetTask, splits=SPLITS, max_facts:
         facts = subsample_facts(task.facts(split), max_facts, seed, split)
         exs = [task.render(f, n) for f in facts for n, form in task.forms.items()
                if form.kind != "mcq" and f.relation in form.templates]
+        out[split] = accuracy(score_examples(model, tokenizer, exs, batch_size)) if exs else float("nan")
+    return out
+
+
+def heldout_accuracy(model, tokenizer, task: ForgetTask, max_facts: int | None = None, seed: int = 0,
+                     batch_size: int = 128) -> dict[str, float]:
+    """Exact-answer accuracy on what no edit reads (`workbench.tasks.declared`): `forget`, the
+    forget facts in the evaluation forms; `retain`, every non-multiple-choice form of the
+    retain-eval people; `neighbour`, every non-multiple-choice form of the neighbours."""
+    held = set(eval_forms(task))
+    sources = {"forget": (task.facts("forget"), held), "retain": (retain_eval_facts(task), None),
+               "neighbour": (task.facts("neighbour"), None)}
+    out = {}
+    for split, (facts, forms) in sources.items():
+        facts = subsample_facts(facts, max_facts, seed, split)
+        exs = [task.render(f, n) for f in facts for n, form in task.forms.items()
+               if form.kind != "mcq" and f.relation in form.templates and (forms is None or n in forms)]
         out[split] = accuracy(score_examples(model, tokenizer, exs, batch_size)) if exs else float("nan")
     return out
 

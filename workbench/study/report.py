@@ -89,8 +89,9 @@ def figure_pareto(rows: list[dict], references: list[dict] | None = None) -> go.
                 hovertext=f"{ref['role']}: forget {ref['forget']:.3f} retain {ref['retain']:.3f}", hoverinfo="text"),
                 row=1, col=col)
             shown.add(ref["role"])
-        fig.update_xaxes(title_text="retain accuracy (higher is better)", range=[-0.02, 1.02], row=1, col=col)
-    fig.update_yaxes(title_text="forget accuracy (lower is better)", range=[-0.02, 1.02], row=1, col=1)
+        fig.update_xaxes(title_text="retain accuracy, held-out people (higher is better)", range=[-0.02, 1.02],
+                         row=1, col=col)
+    fig.update_yaxes(title_text="forget accuracy, held-out forms (lower is better)", range=[-0.02, 1.02], row=1, col=1)
     fig.update_layout(title="Forget vs retain accuracy per localiser and operator", template="plotly_white",
                       height=480)
     return fig

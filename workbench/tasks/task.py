@@ -76,6 +76,7 @@ class ForgetTask:
     lexicon: tuple[str, ...] = ()
     description: str = ""
     option_seed: int = 0
+    view: str = ""  # "train": what an edit may read (`workbench.tasks.declared.train_view`)
 
     def __post_init__(self):
         unknown = set(self.splits) - set(SPLITS)
@@ -126,7 +127,7 @@ class ForgetTask:
     # -- identity -------------------------------------------------------------------------
     def to_dict(self) -> dict:
         return {
-            "name": self.name,
+            "name": self.name, **({"view": self.view} if self.view else {}),
             "splits": {s: [asdict(f) for f in fs] for s, fs in self.splits.items()},
             "forms": {n: {"kind": f.kind, "templates": f.templates} for n, f in self.forms.items()},
             "lexicon": list(self.lexicon),
