@@ -30,12 +30,13 @@ def main(spec: str, fraction: float) -> None:
     for target in ("hooks", "baked"):
         r = probe(m, task, edit=edit, oracle=oracle, config={**cfg, "relearn.target": target}, progress=False)
         print(f"\nattack target: {r.details['relearn']['edited']['target']}")
-        for name in ("behaviour.forget.all", "behaviour.retain.all", "relearn.forget.final", "relearn.forget.gap"):
+        for name in ("behaviour.forget.eval_forms", "behaviour.retain_eval.all", "relearn.forget.final",
+                     "relearn.forget.gap"):
             cells = []
             for role in r.roles:
                 v, iv = r.value(name, role), r.interval(name, role)
                 cells.append(f"{role} {v:.3f}" + (f" [{iv[0]:.3f}, {iv[1]:.3f}]" if iv else ""))
-            print(f"  {name:22s} " + "   ".join(cells), flush=True)
+            print(f"  {name:27s} " + "   ".join(cells), flush=True)
 
 
 if __name__ == "__main__":
