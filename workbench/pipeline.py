@@ -24,7 +24,7 @@ from .edit import Edit, apply_operator_cached
 from .faithfulness import CheckTable, check
 from .localise import Localisation, localise_cached
 from .models import LoadedModel, load
-from .models.knowledge import split_accuracy
+from .models.knowledge import heldout_accuracy, split_accuracy
 from .progress import tqdm
 from .tasks.task import ForgetTask
 
@@ -124,16 +124,22 @@ class Pipeline:
 
     def accuracy_table(self, loaded: LoadedModel, task: ForgetTask, edit: Edit | None = None,
                        max_facts: int | None = None) -> list[dict]:
-        """Exact-answer accuracy per split (every non-MCQ form) of the original, the edited
-        model and the oracle: the quick side-by-side the CLI and the app print."""
-        rows = [{"model": "original", **split_accuracy(loaded.model, loaded.tokenizer, task, max_facts=max_facts)}]
+        """Exact-answer accuracy of the original, the edited model and the oracle: the quick
+        side-by-side the CLI and the app print. `forget`, `retain`, `neighbour` are held out of
+        every edit (`heldout_accuracy`: the forget facts in the evaluation forms, the retain-eval
+        people, the neighbours); `forget_in_sample` and `retain_in_sample` are every
+        non-multiple-choice form of the whole split, the forms and people an edit trained on included."""
+        def row(name: str, m) -> dict:
+            inside = split_accuracy(m.model, m.tokenizer, task, ("forget", "retain"), max_facts=max_facts)
+            return {"model": name, **heldout_accuracy(m.model, m.tokenizer, task, max_facts=max_facts),
+                    "forget_in_sample": inside["forget"], "retain_in_sample": inside["retain"]}
+        rows = [row("original", loaded)]
         if edit is not None:
             with edit.applied(loaded.model):
-                rows.append({"model": f"edited ({edit.operator})",
-                             **split_accuracy(loaded.model, loaded.tokenizer, task, max_facts=max_facts)})
+                rows.append(row(f"edited ({edit.operator})", loaded))
         oracle = self.oracle(loaded)
         if oracle is not None:
-            rows.append({"model": "oracle", **split_accuracy(oracle.model, oracle.tokenizer, task, max_facts=max_facts)})
+            rows.append(row("oracle", oracle))
         return rows
 
     # -- the whole chain ------------------------------------------------------------------

@@ -109,7 +109,8 @@ def test_edit_prints_original_edited_oracle_and_writes_artifacts(tmp_path):
             "--operator", "npo", "-o", "steps=6", "-o", "batch_size=16", "--out", str(tmp_path / "edit"),
             "--export", str(tmp_path / "hf"), "--max-facts", "20", "--fresh")
     assert r.returncode == 0, r.stderr
-    for needle in ("original", "edited (npo)", "oracle", "forget", "retain", "neighbour", "weights changed"):
+    for needle in ("original", "edited (npo)", "oracle", "forget", "retain", "neighbour", "weights changed",
+                   "forget_in_sample", "held out of every edit"):
         assert needle in r.stdout, r.stdout
     assert (tmp_path / "edit" / "edit.safetensors").is_file() and (tmp_path / "edit" / "edit.json").is_file()
     assert (tmp_path / "hf" / "config.json").is_file() and list((tmp_path / "hf").glob("*.safetensors"))

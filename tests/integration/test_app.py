@@ -110,7 +110,9 @@ def test_edit_page_runs_an_operator_with_progress(small_dense):
     assert edit["operator"] == "graddiff" and edit["edit"].changed_params > 0
     assert charts(at) == 1  # the loss parts
     ok(at.button(key="op_acc").click().run())
-    assert at.dataframe  # original / edited / oracle
+    assert at.dataframe  # original / edited / oracle, held-out columns first, the in-sample ones labelled
+    assert {"forget", "retain_in_sample"} <= set(at.dataframe[0].value.columns)
+    assert any("held out of every edit" in c.value for c in at.caption)
     needs = page("edit")
     needs.session_state.model_spec = SMALL
     ok(needs.run())

@@ -57,7 +57,9 @@ def edit_cmd(
     took = "from the cache: --fresh recomputes" if res.reused else f"{edit.provenance['seconds']:.1f} s"
     typer.echo(f"\n{operator}: {edit.changed_params} weights changed, {len(edit.interventions)} hook interventions "
                f"({took}) -> {res.path}")
-    typer.echo(table(rows, ["model", "forget", "retain", "neighbour"]))
+    typer.echo(table(rows, ["model", "forget", "retain", "neighbour", "forget_in_sample", "retain_in_sample"]))
+    typer.echo("forget, retain, neighbour: held out of every edit (forget facts in the forms no edit reads; retain "
+               "people no edit reads); *_in_sample: every form, including those the edit trained on")
     if out:
         typer.echo(f"edit saved to {edit.save(out)}")
     if export:
