@@ -99,7 +99,7 @@ def _examples(ctx: Context, split: str) -> list:
         return list(ctx.task.examples(split))
     task = ctx.full_task
     facts = subsample_facts(retain_eval_facts(task), ctx.config.max_facts, ctx.config.seed, split)
-    return [task.render(f, n) for f in facts for n, form in task.forms.items() if f.relation in form.templates]
+    return task.render_all(facts)
 
 
 def describe(split: str, group: str) -> str:

@@ -74,8 +74,7 @@ def _train_texts(task, facts) -> list[str]:
 
 def eval_examples(task, facts) -> list:
     """The attack's evaluation examples: every non-multiple-choice form of `facts`."""
-    return [ex for f in facts for ex in (task.render(f, n) for n, form in task.forms.items()
-                                         if form.kind != "mcq" and f.relation in form.templates)]
+    return task.render_all(facts, mcq=False)
 
 
 def _eval(model, tok, exs) -> list[int]:
@@ -211,7 +210,7 @@ class Relearn(ProbeFamily):
                 g.notes = {r: missing.get("oracle", NO_ORACLE) for r in raws}
             metrics.append(g)
             if target == "hooks":
-                w = {**raws["edited"]["weights_only"], "people": raws["edited"]["people"]}
+                w = raws["edited"]["weights_only"]  # a whole measurement: its own people, same examples
                 wm = Metric(f"relearn.{data}.final_weights_only", "relearn", "reference",
                             curves={"edited": w[data]["curve"]},
                             description=f"as relearn.{data}.final, attacking the edit's weights without its "

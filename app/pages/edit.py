@@ -16,6 +16,7 @@ if ctx is not None:
     loaded, task = ctx
     from workbench.edit import OPERATORS
     from workbench.registry import config_from_dict
+    from workbench.tasks.declared import LEGEND
 
     name = st.selectbox("operator", OPERATORS.names(), key="op_name",
                         format_func=lambda n: f"{n}: {OPERATORS.get(n).summary}")
@@ -61,8 +62,7 @@ if ctx is not None:
             with progress("scoring", "accuracy"):
                 rows = pipeline().accuracy_table(loaded, task, edit, max_facts=100)
             st.dataframe(rows, width="stretch")
-            st.caption("forget, retain, neighbour: held out of every edit (forget facts in the forms no edit reads, "
-                       "retain people no edit reads); *_in_sample: every form, including those the edit trained on")
+            st.caption(LEGEND)
         keep = st.text_input("keep the edit: save it to", "edits/" + ss.edit["operator"], key="op_keep_dir")
         if st.button("Save edit", key="op_save"):
             saved = run_safely(edit.save, keep)

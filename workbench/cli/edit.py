@@ -29,6 +29,7 @@ def edit_cmd(
     from ..edit import OPERATORS
     from ..errors import WorkbenchInputError
     from ..registry import config_from_dict, parse_options
+    from ..tasks.declared import LEGEND
 
     if list_:
         return list_registry(OPERATORS)
@@ -58,8 +59,7 @@ def edit_cmd(
     typer.echo(f"\n{operator}: {edit.changed_params} weights changed, {len(edit.interventions)} hook interventions "
                f"({took}) -> {res.path}")
     typer.echo(table(rows, ["model", "forget", "retain", "neighbour", "forget_in_sample", "retain_in_sample"]))
-    typer.echo("forget, retain, neighbour: held out of every edit (forget facts in the forms no edit reads; retain "
-               "people no edit reads); *_in_sample: every form, including those the edit trained on")
+    typer.echo(LEGEND)
     if out:
         typer.echo(f"edit saved to {edit.save(out)}")
     if export:

@@ -58,6 +58,7 @@ def study_run(study: str = _STUDY_ARG, out: Optional[str] = _OUT_OPT,
 def print_headline(store_path, ids=None) -> None:
     from ..study import Store
     from ..study.report import floor_warnings, headline_table, reference_rows, seed_summary, seed_table, study_rows
+    from ..tasks.declared import LEGEND
 
     with Store(store_path) as store:
         cells = study_rows(store, ids)
@@ -67,8 +68,7 @@ def print_headline(store_path, ids=None) -> None:
     typer.echo(table(rows, ["model", "localiser", "operator", "budget", "seed", "forget", "retain", "neighbour",
                             "forget_in_sample", "retain_in_sample", "forget_quality", "mia_auc", "latent",
                             "relearned", "concept_cos", "seconds", "status"]))
-    typer.echo("forget, retain, neighbour: held out of every edit (forget facts in the forms no edit reads; retain "
-               "people no edit reads); *_in_sample: every form, including those the edits trained on")
+    typer.echo(LEGEND)
     typer.echo("±: half the 95% bootstrap interval over people (a difference inside it is noise)")
     summary = seed_summary(cells)
     if any(r["seeds"] > 1 for r in summary):

@@ -96,13 +96,8 @@ def split_accuracy(model, tokenizer, task: ForgetTask, splits=SPLITS, max_facts:
                    seed: int = 0, batch_size: int = 128) -> dict[str, float]:
     """Exact-answer accuracy per split over every non-multiple-choice form (trained and
     held-out alike), facts subsampled to `max_facts` per split (`subsample_facts`)."""
-    out = {}
-    for split in splits:
-        facts = subsample_facts(task.facts(split), max_facts, seed, split)
-        exs = [task.render(f, n) for f in facts for n, form in task.forms.items()
-               if form.kind != "mcq" and f.relation in form.templates]
-        out[split] = accuracy(score_examples(model, tokenizer, exs, batch_size)) if exs else float("nan")
-    return out
+    return {split: _accuracy(model, tokenizer, task, subsample_facts(task.facts(split), max_facts, seed, split),
+                             None, batch_size) for split in splits}
 
 
 def heldout_accuracy(model, tokenizer, task: ForgetTask, max_facts: int | None = None, seed: int = 0,
@@ -110,16 +105,15 @@ def heldout_accuracy(model, tokenizer, task: ForgetTask, max_facts: int | None =
     """Exact-answer accuracy on what no edit reads (`workbench.tasks.declared`): `forget`, the
     forget facts in the evaluation forms; `retain`, every non-multiple-choice form of the
     retain-eval people; `neighbour`, every non-multiple-choice form of the neighbours."""
-    held = set(eval_forms(task))
-    sources = {"forget": (task.facts("forget"), held), "retain": (retain_eval_facts(task), None),
+    sources = {"forget": (task.facts("forget"), eval_forms(task)), "retain": (retain_eval_facts(task), None),
                "neighbour": (task.facts("neighbour"), None)}
-    out = {}
-    for split, (facts, forms) in sources.items():
-        facts = subsample_facts(facts, max_facts, seed, split)
-        exs = [task.render(f, n) for f in facts for n, form in task.forms.items()
-               if form.kind != "mcq" and f.relation in form.templates and (forms is None or n in forms)]
-        out[split] = accuracy(score_examples(model, tokenizer, exs, batch_size)) if exs else float("nan")
-    return out
+    return {split: _accuracy(model, tokenizer, task, subsample_facts(facts, max_facts, seed, split), forms,
+                             batch_size) for split, (facts, forms) in sources.items()}
+
+
+def _accuracy(model, tokenizer, task: ForgetTask, facts, forms, batch_size: int) -> float:
+    exs = task.render_all(facts, forms, mcq=False)
+    return accuracy(score_examples(model, tokenizer, exs, batch_size)) if exs else float("nan")
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,9 @@ from .prompts import default_forms
 from .task import Fact, ForgetTask
 
 EVAL_SHARE = 0.2  # of the retain people, never shown to an edit or a localiser
+# the legend of every table that puts the held-out columns first
+LEGEND = ("forget, retain, neighbour: held out of every edit (forget facts in the forms no edit reads; retain people "
+          "no edit reads); *_in_sample: every form, including those the edits trained on")
 TRAIN_VIEW = "train"
 
 

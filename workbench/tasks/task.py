@@ -114,12 +114,15 @@ class ForgetTask:
         return Example(fact, form.name, form.kind, template.format(**fill), fact.answer, options, trained)
 
     def examples(self, split: str, forms: Iterable[str] | None = None) -> Iterator[Example]:
-        names = list(forms) if forms is not None else list(self.forms)
-        for fact in self.facts(split):
-            for name in names:
-                form = self.form(name)
-                if fact.relation in form.templates:
-                    yield self.render(fact, form)
+        yield from self.render_all(self.facts(split), forms)
+
+    def render_all(self, facts: Iterable[Fact], forms: Iterable[str] | None = None,
+                   mcq: bool = True) -> list[Example]:
+        """Every fact in every form of `forms` (default: all; `mcq=False` leaves out multiple
+        choice) that has a template for its relation, fact by fact."""
+        chosen = [self.form(n) for n in (forms if forms is not None else self.forms)]
+        chosen = [f for f in chosen if mcq or f.kind != "mcq"]
+        return [self.render(fact, form) for fact in facts for form in chosen if fact.relation in form.templates]
 
     def forms_of(self, kind: str) -> list[str]:
         return [n for n, f in self.forms.items() if f.kind == kind]
