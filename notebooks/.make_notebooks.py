@@ -1,3 +1,4 @@
+import ast
 import re
 
 import nbformat as nbf
@@ -32,34 +33,74 @@ def conclusion(relations: list[str], text: str) -> list:
     """The closing cell: assert the conclusion's qualitative statements on this run's numbers
     (`measured`, as `m`), then render the conclusion, every number in it formatted from `m`.
     A decimal written into the text itself (not computed by the run) stops the generator:
-    trained weights differ from one CPU to another, so only this run's numbers may be quoted,
-    and only statements that hold with a margin are made."""
+    trained weights differ from one CPU to another, so only this run's numbers may be quoted.
+    So does a relation that compares two measured values point to point: a difference is only
+    a finding beyond its noise, so two measured values are compared through their 95% interval
+    bounds (keys ending in " low" / " high", e.g. `beyond(a, b)`: a's high below b's low); a
+    measured value may still be compared with a constant (a threshold)."""
     literal = re.sub(r"\{[^{}]*\}", "", text)
     for shown in re.findall(r"(?<![\w.])-?\d+\.\d+", literal):
         raise SystemExit(f"the conclusion writes the number {shown}: quote it from the run instead")
     code = ("# the statements the conclusion makes, checked on this run; then the conclusion, quoting this run\n"
             "from IPython.display import Markdown\n\nm = measured\n" + "\n".join(relations)
             + f'\n\nMarkdown(f"""{text}""")')
+    point = point_comparisons(code)
+    if point:
+        raise SystemExit(f"the conclusion compares measured values point to point ({point[0]}): "
+                         f"compare their intervals instead (beyond / overlap on the low and high bounds)")
     return [("code", code)]
 
 
-RELATIONS_ONE = [
+def _measured_keys(node) -> list:
+    """The key expressions of every `m[...]` / `measured[...]` inside `node`."""
+    return [n.slice for n in ast.walk(node) if isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name)
+            and n.value.id in ("m", "measured")]
+
+
+def _is_bound(key) -> bool:
+    """Whether a key visibly names an interval bound: its text ends with " low" or " high"."""
+    tail = key
+    if isinstance(key, ast.JoinedStr) and key.values:
+        tail = key.values[-1]
+    elif isinstance(key, ast.BinOp) and isinstance(key.op, ast.Add):
+        tail = key.right
+    return isinstance(tail, ast.Constant) and isinstance(tail.value, str) and tail.value.endswith((" low", " high"))
+
+
+def point_comparisons(code: str) -> list[str]:
+    """Every comparison in `code` with a measured value on two of its sides where one of those
+    values is not an interval bound (see `conclusion`)."""
+    found = []
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Compare):
+            sides = [k for k in (_measured_keys(x) for x in (node.left, *node.comparators)) if k]
+            if len(sides) >= 2 and not all(_is_bound(k) for side in sides for k in side):
+                found.append(ast.unparse(node))
+    return found
+
+
+RELATIONS_ONE = [  # on intervals: "resolved" = the difference's 95% interval lies above 0; "within d" =
+    # it lies below d, so the difference is smaller than d (the check had the power to see a larger one)
     'assert top_site["circuits"] == "blocks.3.hook_mlp_out", "the circuits\' top node is the last MLP\'s output"',
     'assert min(m[f"spearman {p}"] for p in ("wagle~salun", "salun~snip", "wagle~snip")) > 0.8, "gradient scores agree"',
     'assert m["spearman concept~wagle"] < 0.3, "concept vectors point elsewhere"',
-    'for name in ("wagle", "salun", "snip", "magnitude"):  # not forget-specific: retain falls about as far',
-    '    assert m[f"{name} forget_drop @0.01"] > 2 * m[f"{name} random_forget_drop @0.01"] + 0.1, name',
-    '    assert m[f"{name} retain_drop @0.01"] > m[f"{name} forget_drop @0.01"] / 1.5, name',
-    'assert m["circuits retain_drop @0.01"] > m["circuits forget_drop @0.01"] / 1.5, "the top node serves every fact"',
-    'for b in (0.01, 0.05):  # selective: forget-specific',
-    '    assert m[f"selective forget_drop @{b:g}"] > 1.5 * m[f"selective retain_drop @{b:g}"], b',
-    'assert m["sae forget_drop @20"] > 2 * max(m["sae random_forget_drop @20"], m["sae retain_drop @20"]), "SAE"',
-    'assert m["concept forget_drop @0.05"] < 2 * m["concept random_forget_drop @0.05"] + 0.02, "concept ~ random"',
+    'resolved = lambda k: m[f"{k} low"] > 0',
+    'within = lambda k, d: m[f"{k} high"] < d',
+    'MARGIN, NOTHING = 0.25, 0.1  # "about as far": within a quarter of accuracy; "nothing": within a tenth',
+    'for name in ("wagle", "salun", "snip", "magnitude"):  # beyond random, but not forget-specific',
+    '    assert resolved(f"{name} excess_over_random @0.01"), name',
+    '    assert within(f"{name} forget_minus_retain @0.01", MARGIN), name',
+    'assert within("circuits forget_minus_retain @0.01", MARGIN), "the top node serves every fact"',
+    'for b in (0.01, 0.05):  # selective: forget-specific beyond noise',
+    '    assert resolved(f"selective forget_minus_retain @{b:g}") and resolved(f"selective excess_over_random @{b:g}"), b',
+    'SAE = ("beyond noise: specific to the forget facts" if resolved("sae excess_over_random @20") and',
+    '       resolved("sae forget_minus_retain @20") else "inside the noise at this sample size: not resolved")',
+    'assert within("concept excess_over_random @0.05", NOTHING), "concept ~ random"',
     'if smol is not None:',
-    '    assert m["smol concept forget_drop @0.01"] < 2 * m["smol concept random_forget_drop @0.01"] + 0.02',
-    '    assert m["smol circuits forget_drop @0.01"] > 2 * m["smol circuits random_forget_drop @0.01"]',
+    '    assert within("smol concept excess_over_random @0.01", NOTHING)',
+    '    assert resolved("smol circuits excess_over_random @0.01")',
 ]
-CONCLUSION_ONE = """## Conclusion (every number is this run's)
+CONCLUSION_ONE = """## Conclusion (every number is this run's; [low, high]: 95% interval over people)
 
 - **The gradient-based weight localisers agree with each other and with little else.** WAGLE,
   SalUn and SNIP select almost the same layer x component cells (Spearman {m["spearman wagle~salun"]:.3f}
@@ -69,27 +110,38 @@ CONCLUSION_ONE = """## Conclusion (every number is this run's)
 - **Most localisers find what every fact needs, not where these facts live.** Zeroing the top 1%
   of weights by WAGLE, SalUn, SNIP or magnitude drops forget accuracy by {m["wagle forget_drop @0.01"]:.3f},
   {m["salun forget_drop @0.01"]:.3f}, {m["snip forget_drop @0.01"]:.3f} and {m["magnitude forget_drop @0.01"]:.3f}
-  (random weights of the same number: {m["wagle random_forget_drop @0.01"]:.3f}), but retain accuracy falls
-  about as far ({m["wagle retain_drop @0.01"]:.3f}, {m["salun retain_drop @0.01"]:.3f},
-  {m["snip retain_drop @0.01"]:.3f} and {m["magnitude retain_drop @0.01"]:.3f}). The circuits' top node, the
-  last MLP's output, is needed by every fact (forget drop {m["circuits forget_drop @0.01"]:.3f}, retain
-  {m["circuits retain_drop @0.01"]:.3f}).
-- **Two localisers are specific to the forget facts.** The `selective` weight score (forget
-  saliency against retain saliency) drops forget accuracy by {m["selective forget_drop @0.01"]:.3f} at 1% and
+  (random weights of the same number: {m["wagle random_forget_drop @0.01"]:.3f}), more than twice the random
+  drop beyond noise (WAGLE's excess over it: [{m["wagle excess_over_random @0.01 low"]:.3f},
+  {m["wagle excess_over_random @0.01 high"]:.3f}]); but retain accuracy falls about as far
+  ({m["wagle retain_drop @0.01"]:.3f}, {m["salun retain_drop @0.01"]:.3f},
+  {m["snip retain_drop @0.01"]:.3f} and {m["magnitude retain_drop @0.01"]:.3f}): for each, the forget drop
+  exceeds the retain drop by less than {MARGIN:.2f} beyond noise (WAGLE: [{m["wagle forget_minus_retain @0.01 low"]:.3f},
+  {m["wagle forget_minus_retain @0.01 high"]:.3f}]). The circuits' top node, the last MLP's output, is needed
+  by every fact (forget drop {m["circuits forget_drop @0.01"]:.3f}, retain {m["circuits retain_drop @0.01"]:.3f};
+  forget minus retain [{m["circuits forget_minus_retain @0.01 low"]:.3f},
+  {m["circuits forget_minus_retain @0.01 high"]:.3f}]).
+- **The `selective` weight score is specific to the forget facts, beyond noise.** Scoring weights by
+  forget saliency against retain saliency drops forget accuracy by {m["selective forget_drop @0.01"]:.3f} at 1% and
   {m["selective forget_drop @0.05"]:.3f} at 5% while retain drops {m["selective retain_drop @0.01"]:.3f} and
-  {m["selective retain_drop @0.05"]:.3f}; clamping the top 20 SAE features drops forget by
+  {m["selective retain_drop @0.05"]:.3f} (forget minus retain [{m["selective forget_minus_retain @0.01 low"]:.3f},
+  {m["selective forget_minus_retain @0.01 high"]:.3f}] and [{m["selective forget_minus_retain @0.05 low"]:.3f},
+  {m["selective forget_minus_retain @0.05 high"]:.3f}]). Clamping the top 20 SAE features drops forget by
   {m["sae forget_drop @20"]:.3f} against {m["sae random_forget_drop @20"]:.3f} for random features of similar
-  firing rate, retain by {m["sae retain_drop @20"]:.3f}.
+  firing rate, retain by {m["sae retain_drop @20"]:.3f} (forget minus retain [{m["sae forget_minus_retain @20 low"]:.3f},
+  {m["sae forget_minus_retain @20 high"]:.3f}]): {SAE}.
 - **Concept vectors find nothing to ablate here** (forget drop {m["concept forget_drop @0.05"]:.3f} at 5%,
-  random {m["concept random_forget_drop @0.05"]:.3f}): the fictitious people share their answers (cities,
-  jobs) with everyone else, so the forget facts have no vocabulary of their own for a value vector to
-  write.
+  random {m["concept random_forget_drop @0.05"]:.3f}; the excess over twice the random drop
+  [{m["concept excess_over_random @0.05 low"]:.3f}, {m["concept excess_over_random @0.05 high"]:.3f}] lies
+  below {NOTHING:.2f}): the fictitious people share their answers (cities, jobs) with everyone else, so the forget
+  facts have no vocabulary of their own for a value vector to write.
 {smol_line}"""
 SMOL_LINE = ("smol_line = (\"\" if smol is None else f\"- On SmolLM2, concept vectors drop forget accuracy by "
-             "{m['smol concept forget_drop @0.01']:.3f} at 1%, no more than random vectors "
-             "({m['smol concept random_forget_drop @0.01']:.3f}), while attribution patching's top nodes drop it by "
-             "{m['smol circuits forget_drop @0.01']:.3f} (random {m['smol circuits random_forget_drop @0.01']:.3f}) at a "
-             "retain cost of {m['smol circuits retain_drop @0.01']:.3f}.\")")
+             "{m['smol concept forget_drop @0.01']:.3f} at 1%, not beyond twice the drop of random vectors "
+             "({m['smol concept random_forget_drop @0.01']:.3f}; excess [{m['smol concept excess_over_random @0.01 low']:.3f}, "
+             "{m['smol concept excess_over_random @0.01 high']:.3f}]), while attribution patching's top nodes drop it by "
+             "{m['smol circuits forget_drop @0.01']:.3f} (random {m['smol circuits random_forget_drop @0.01']:.3f}; excess "
+             "[{m['smol circuits excess_over_random @0.01 low']:.3f}, {m['smol circuits excess_over_random @0.01 high']:.3f}]) "
+             "at a retain cost of {m['smol circuits retain_drop @0.01']:.3f}.\")")
 RELATIONS_ONE.append(SMOL_LINE)
 
 one = nb([
@@ -218,14 +270,24 @@ def pair(a, b, col="spearman"):
 
 measured = {f"{label} {col} @{b:g}": at(label, b, col) for label in faith.localiser.unique()
             for b in (0.01, 0.05) for col in ("forget_drop", "random_forget_drop", "retain_drop")}
+# the 95% intervals over people: of each drop, of the forget drop's excess over twice the random
+# drop, and of the forget drop minus the retain drop
+def bounds(prefix, suffix, intervals):
+    return {f"{prefix} {k} {suffix} {side}": v for k, iv in intervals.items() for side, v in zip(("low", "high"), iv)}
+
+for row in faith[faith.budget.isin([0.01, 0.05])].itertuples():
+    measured |= bounds(row.localiser, f"@{row.budget:g}", row.intervals)
 measured |= {f"spearman {a}~{b}": pair(a, b) for a, b in
              (("wagle", "salun"), ("salun", "snip"), ("wagle", "snip"), ("concept", "wagle"))}
 measured["jaccard@3 wagle~salun"] = pair("wagle", "salun", "jaccard@3")
 sae20 = sae_rows.set_index("n").loc[20]
 measured |= {f"sae {col} @20": float(sae20[col]) for col in ("forget_drop", "random_forget_drop", "retain_drop")}
+measured |= bounds("sae", "@20", sae20["intervals"])
 if smol is not None:
-    measured |= {f"smol {r['localiser']} {col} @0.01": r[col] for r in smol_rows
-                 for col in ("forget_drop", "random_forget_drop", "retain_drop")}
+    for r in smol_rows:
+        measured |= {f"smol {r['localiser']} {col} @0.01": r[col]
+                     for col in ("forget_drop", "random_forget_drop", "retain_drop")}
+        measured |= bounds(f"smol {r['localiser']}", "@0.01", r["intervals"])
 top_site = {label: str(loc.ranked()[0][0]) for label, loc in locs.items()}
 {k: round(v, 3) for k, v in measured.items()}"""),
     *conclusion(RELATIONS_ONE, CONCLUSION_ONE),
@@ -239,7 +301,7 @@ RELATIONS_TWO = [  # "X beyond noise" = the 95% intervals over people do not ove
     '    assert not beyond("oracle relearned", f"{name} relearned"), name  # no relearning ...',
     '    assert beyond(f"{name} neighbour", "oracle neighbour") and beyond(f"{name} retain", "oracle retain"), name',
     'assert beyond("oracle relearned", f"{W} relearned"), "relearning brings the localised edit back"',
-    'assert m[f"{W} latent probe"] > m["oracle latent probe"], "and a latent probe still reads it (no interval yet)"',
+    'assert beyond("oracle latent probe", f"{W} latent probe"), "and a latent probe still reads it"',
     '# membership: below the oracle beyond noise (over-forgetting leaks too), or inside the noise at this sample size',
     'low_mia = [n for n in ("graddiff", "npo") if beyond(f"{n} MIA AUC (Min-K)", "oracle MIA AUC (Min-K)")]',
     'MIA = {2: "both below the oracle\'s beyond noise: over-forgetting is itself a membership signal",',
@@ -265,8 +327,9 @@ CONCLUSION_TWO = """## Conclusion (every number is this run's; [low, high]: 95% 
   facts for 10 steps brings the other half to {m[W + " relearned"]:.3f} [{m[W + " relearned low"]:.3f},
   {m[W + " relearned high"]:.3f}], against {m["oracle relearned"]:.3f} [{m["oracle relearned low"]:.3f},
   {m["oracle relearned high"]:.3f}] for the oracle, which never saw them, and {m["original relearned"]:.3f} for the
-  original; a latent probe still reads {m[W + " latent probe"]:.3f} against the oracle's
-  {m["oracle latent probe"]:.3f}. The localised edit is not as good as the oracle, and relearning shows it.
+  original; a linear probe on the last layer's residual stream still reads {m[W + " latent probe"]:.3f} [{m[W + " latent probe low"]:.3f},
+  {m[W + " latent probe high"]:.3f}] against the oracle's {m["oracle latent probe"]:.3f}
+  [{m["oracle latent probe low"]:.3f}, {m["oracle latent probe high"]:.3f}]. The localised edit is not as good as the oracle, and relearning shows it.
 - **Whole-model GradDiff and NPO do not come back ({m["graddiff relearned"]:.3f} and {m["npo relearned"]:.3f}
   relearned), but they are not oracle-like either: they over-forget.** Their Min-K membership AUC is
   {m["graddiff MIA AUC (Min-K)"]:.3f} [{m["graddiff MIA AUC (Min-K) low"]:.3f}, {m["graddiff MIA AUC (Min-K) high"]:.3f}]
@@ -291,7 +354,9 @@ to the original and to the **oracle**, the same model trained without the forget
   edit (the forget facts in forms no edit trains on, retain people no edit sees), the in-sample
   forget accuracy beside it;
 - **parametric traces**: are the forget concept's value vectors still in the weights?
-- **latent probes**: can a linear probe on the residual stream still read the answer?
+- **latent probes**: can a linear probe on the residual stream still read the answer? (Quoted at the
+  last layer: the best of the layers is chosen on the same data, and early layers read name parts
+  that neighbours share with the forget people, so even the oracle scores above chance there.)
 - **relearning attack**: fine-tune on half of the forget facts; does the other half come back?"""),
     ("code", SETUP),
     ("code", """from probes import ProbeConfig
@@ -317,7 +382,7 @@ print(results["npo"].table(["behaviour"]))"""),
 # people no edit reads); "forget in-sample" includes the forms the edits trained on
 HEAD = {"forget": "behaviour.forget.eval_forms", "forget in-sample": "behaviour.forget.all",
         "retain": "behaviour.retain_eval.all", "neighbour": "behaviour.neighbour.all",
-        "MIA AUC (Min-K)": "muse.auc.mink", "latent probe": "latent.best_layer.forget",
+        "MIA AUC (Min-K)": "muse.auc.mink", "latent probe": "latent.last_layer.forget",
         "concept cos": "traces.concept.cos", "concept Jaccard": "traces.concept.jaccard",
         "relearned": "relearn.forget.final", "forget quality": "tofu.forget_quality"}
 any_result = next(iter(results.values()))

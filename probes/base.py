@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from workbench.errors import WorkbenchInputError
 from workbench.registry import Registry, config_from_dict
-from workbench.tasks.task import Example, Fact, ForgetTask
+from workbench.tasks.task import HOLDOUT, Example, Fact, ForgetTask
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -139,6 +139,9 @@ class SharedProbeOptions:
     seed: int = 0
     qa_form: str | None = None  # None: testbed, the question form; real tasks, the form facts were selected in
     generate_tokens: int = 8
+    # also probe a second oracle (the twin of the next training seed): its reference metrics
+    # against the oracle are the noise floor (`probes.result.NOISE_FLOOR`); trains it once
+    noise_floor: bool = False
     # the flat names these options had before each family got its own options
     RENAMED: ClassVar[dict] = {
         "tofu_form": "qa_form", "samples": "behaviour.samples", "mink_k": "muse.mink_k",
@@ -162,6 +165,8 @@ class ProbeConfig(SharedProbeOptions):
         object.__setattr__(self, "families", fams)
         if self.max_facts is not None and self.max_facts < 2:
             raise WorkbenchInputError(f"option max_facts={self.max_facts}: expected an integer >= 2 or none")
+        if not isinstance(self.noise_floor, bool):
+            raise WorkbenchInputError(f"option noise_floor={self.noise_floor!r}: expected true or false")
         if self.generate_tokens < 1:
             raise WorkbenchInputError(f"option generate_tokens={self.generate_tokens}: expected a positive integer")
         clean = {}
@@ -201,12 +206,16 @@ class ProbeConfig(SharedProbeOptions):
 
 
 def nonmember_facts(task: ForgetTask) -> list[Fact]:
-    """Non-members for membership inference: each forget fact with its first distractor as
-    the answer. The text differs from the member only in the answer, so a model that never
-    saw the fact (the oracle) cannot tell them apart (AUC ~0.5), whatever it knows about the
-    subject from related training data (in the testbed, neighbours share name parts and
-    attribute values with the forget people, so unrelated new people would not be a fair
-    non-member set)."""
+    """Non-members for membership inference: the facts of the task's holdout people (people
+    no model was trained on, as TOFU's holdout set; `workbench.tasks.world`), else, for a task
+    without a holdout split (a real model's), the distractor variants (`distractor_facts`)."""
+    return list(task.facts(HOLDOUT)) or distractor_facts(task)
+
+
+def distractor_facts(task: ForgetTask) -> list[Fact]:
+    """Each forget fact with its first distractor as the answer: a knowledge test (does the
+    model prefer the true answer of a forget fact to a wrong one?), not a holdout set. The
+    muse family reports it separately (`muse.distractor_auc`) where the task has holdout people."""
     return [Fact(f.subject, f.relation, f.distractors[0], (f.answer, *f.distractors[1:]), f.topic)
             for f in task.facts("forget") if f.distractors]
 

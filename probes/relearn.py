@@ -23,7 +23,7 @@ from workbench.errors import WorkbenchInputError
 from workbench.models.arch import table_for
 from workbench.models.scoring import score_examples
 from workbench.models.train import collate
-from workbench.registry import check_positive
+from workbench.registry import check_positive, check_range
 from workbench.stats import mean_interval
 
 from .base import NO_ORACLE, Context, ProbeFamily, register
@@ -50,6 +50,7 @@ class RelearnConfig:
         if self.steps < 0:
             raise WorkbenchInputError(f"option steps={self.steps}: expected an integer >= 0")
         check_positive(self, "batch", "lora_r", "lora_alpha")
+        check_range(self, "lr", 0, low_open=True)
 
 
 def halves(ctx: Context):

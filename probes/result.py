@@ -98,7 +98,8 @@ class ProbeResult:
             cells = [f"{text(m, r):>{cw}}" for r in roles]
             lines.append(f"{m.name:<{width}}  {m.direction:<9}" + "".join(cells))
         if any(m.interval(r) for m in rows for r in roles):
-            lines.append("[low, high]: 95% bootstrap interval over the people of the metric's split")
+            lines.append("[low, high]: 95% bootstrap interval over the people of the metric's split "
+                         "(traces.concept: over the followed vectors)")
         if "oracle2" in self.models:
             lines.append(NOISE_FLOOR)
         for role, why in self.missing.items():

@@ -97,6 +97,8 @@ def probe(original: "LoadedModel", task=None, *, edit: EditLike | None = None, o
     if edit is not None and not all(hasattr(edit, a) for a in ("name", "identity", "applied")):
         raise WorkbenchInputError(f"edit {edit!r}: expected an edit (name, identity, applied(model)), "
                                   f"e.g. a workbench.edit.Edit")
+    if second_oracle is None and config.noise_floor:
+        second_oracle = "auto"
     full_task = task if task is not None else original.task()
     sub = subsample(full_task, config.max_facts, config.seed)
     ctx = Context(sub, full_task, config, original, nonmember_facts(sub), trace_sites)

@@ -2,7 +2,11 @@
 concept vectors (MLP value vectors ranked by a concept localiser, given by the caller as
 `trace_sites`) and every value vector an edit changed are compared with the original's:
 cosine, L2 distance and the Jaccard index of their top-k vocabulary tokens. An edit can erase
-the behaviour while the vectors stay intact."""
+the behaviour while the vectors stay intact.
+
+The concept-vector means carry a 95% bootstrap interval over the followed vectors (each vector
+one unit): how much the mean depends on which of the task's top vectors were followed. The
+weights themselves are measured exactly; an edit's seed spread is the study's to show."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,6 +17,8 @@ from workbench.errors import WorkbenchInputError
 from workbench.models.readouts import top_tokens, value_vectors
 from workbench.registry import check_positive
 from workbench.sites import NeuronSite
+
+from workbench.stats import mean_interval
 
 from .base import Context, ProbeFamily, mean, register
 from .result import ORACLES, Metric
@@ -109,7 +115,7 @@ class Traces(ProbeFamily):
         for what, direction in (("cos", "higher"), ("l2", "lower"), ("jaccard", "higher")):
             m = Metric(f"traces.concept.{what}", "traces", direction,
                        description=f"task concept vectors: mean {what} between the original and this model "
-                                   f"(1 / 0 / 1 = the trace is intact)")
+                                   f"(1 / 0 / 1 = the trace is intact); interval over the followed vectors")
             t = Metric(f"traces.touched.{what}", "traces", direction,
                        description=f"value vectors the edit changed: mean {what} before/after")
             for r, x in raws.items():
@@ -117,7 +123,9 @@ class Traces(ProbeFamily):
                     m.notes[r] = t.notes[r] = NOT_COMPARABLE
                     continue
                 if x["concept"]:
-                    m.values[r] = mean([c[what] for c in x["concept"]])
+                    values = [c[what] for c in x["concept"]]
+                    m.values[r] = mean(values)
+                    m.intervals[r] = list(mean_interval(values, [c["site"] for c in x["concept"]]))
                 else:
                     m.notes[r] = NO_SITES
                 if x["touched"]["n"]:

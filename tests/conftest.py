@@ -97,7 +97,7 @@ def no_hook_left_behind(request):
 def only_train_pairs(monkeypatch):
     """`with only_train_pairs(task): ...` records every (fact, form) pair rendered inside and
     then asserts that each is a train pair of `task` (`workbench.tasks.declared`): a train form,
-    no retain-eval person, no neighbour. Instruments the data path every localiser, operator
+    no retain-eval person, no neighbour, no holdout person. Instruments the data path every localiser, operator
     and SAE reads through (`ForgetTask.render`)."""
     import contextlib
 
@@ -108,7 +108,7 @@ def only_train_pairs(monkeypatch):
     @contextlib.contextmanager
     def check(task):
         forms, held = set(default_forms(task)), retain_eval_people(task)
-        neighbours = {f.subject for f in task.facts("neighbour")}
+        neighbours = {f.subject for s in ("neighbour", "holdout") for f in task.facts(s)}
         seen = []
         render = ForgetTask.render
 

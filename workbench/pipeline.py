@@ -103,12 +103,14 @@ class Pipeline:
     def probe(self, loaded: LoadedModel, task: ForgetTask, edit: Edit | None = None,
               config: ProbeConfig | dict | None = None, oracle="auto", use_cache: bool = True,
               on_step: Callable[[str, str, int, int], None] | None = None, label: str | None = None,
-              noise_floor: bool = False) -> ProbeResult:
+              noise_floor: bool | None = None) -> ProbeResult:
         """The original, the edited model and the oracle side by side (`oracle="auto"`: the
         model's twin, loaded once per pipeline); `label` names the edit (default: its operator).
         `noise_floor`: also a second oracle (the twin of the next training seed; trained once),
-        whose reference metrics against the oracle are the noise floor."""
+        whose reference metrics against the oracle are the noise floor (None: the config's
+        `noise_floor` option, which a study file sets)."""
         config = config if isinstance(config, ProbeConfig) else ProbeConfig.from_options(config)
+        noise_floor = config.noise_floor if noise_floor is None else noise_floor
         if oracle == "auto" and loaded.oracle_spec:
             oracle = self.model(loaded.oracle_spec)
         second = None

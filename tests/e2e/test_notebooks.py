@@ -63,6 +63,27 @@ def test_committed_notebooks_are_what_the_generator_writes(tmp_path):
         assert (tmp_path / path.name).read_text() == path.read_text(), f"{path.name}: rerun {generator.name}"
 
 
+def test_the_generator_refuses_a_conclusion_that_compares_point_values():
+    """A conclusion may compare two measured values only through their 95% interval bounds
+    (`beyond`: a's high below b's low); a point-to-point comparison stops the generator, as a
+    number written into the text does. A single value against a threshold stays allowed."""
+    generator = NOTEBOOKS[0].parent / ".make_notebooks.py"
+    source = generator.read_text()
+    rules: dict = {}
+    exec(compile(source[:source.index("RELATIONS_ONE = [")], str(generator), "exec"), rules)  # the rules only
+    point = rules["point_comparisons"]
+    assert point('assert m["npo forget"] < m["oracle forget"]') == ["m['npo forget'] < m['oracle forget']"]
+    assert point('assert m[W + " forget"] > 2 * max(m["a"], m["b"]) + 0.1')  # arithmetic does not hide it
+    assert point('assert m[f"{n} forget"] < m[f"{n} retain high"]')  # a point against a bound is still a point
+    assert point('beyond = lambda a, b: m[f"{a} high"] < m[f"{b} low"]') == []  # interval against interval
+    assert point('assert m["x low"] > m["y high"] and m["spearman a~b"] > 0.8') == []  # a threshold
+    assert point('text = "above" if m["fq"] > ALPHA else "below"') == []
+    with pytest.raises(SystemExit, match="point to point"):
+        rules["conclusion"](['assert m["npo forget"] < m["oracle forget"]'], "NPO forgets more than the oracle.")
+    with pytest.raises(SystemExit, match="writes the number 0.5"):
+        rules["conclusion"]([], "The AUC is 0.5.")
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch, default_dense, default_dense_oracle, default_moe):
     import nbformat

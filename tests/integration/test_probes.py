@@ -59,6 +59,14 @@ def test_two_oracles_are_indistinguishable(small_dense, small_dense_oracle, smal
     r = probe(small_dense, small_dense.task(), oracle=small_dense_oracle, second_oracle=small_dense_oracle_seed1,
               config={"families": ("tofu", "muse")}, progress=False, use_cache=False)
     assert r.roles == ["original", "oracle", "oracle2"]
+    # the non-members are the holdout people, other people than the members
+    members, nonmembers = r.details["muse"]["oracle"]["people"]
+    assert r.details["muse"]["oracle"]["nonmember_kind"] == "holdout" and not set(members) & set(nonmembers)
+    assert set(nonmembers) <= {f.subject for f in small_dense.task().facts("holdout")}
+    # the distractor comparison is a separate knowledge test: the original prefers the true
+    # answer, beyond the noise of both oracles (which never saw the facts)
+    knows = r.interval("muse.distractor_auc", "original")
+    assert knows[0] > max(r.interval("muse.distractor_auc", role)[1] for role in ("oracle", "oracle2")), knows
     assert r.value("tofu.forget_quality", "oracle2") >= 0.05
     # the seed-1 oracle's PrivLeak against the seed-0 oracle: its interval over the forget people
     # covers 0 (what "no leak" looks like at this sample size) ...

@@ -249,6 +249,25 @@ def test_a_failing_cell_is_recorded_and_the_study_goes_on(small_dense, tmp_path)
         assert "layer=99" in failed[0]["error"] and not store.metrics(failed[0]["cell_id"])
     html = write_report(run.store_path).read_text()
     assert "Failed cells" in html and "layer=99" in html
+    # the CLI stores the same, prints its table, and exits 1: a script sees the study is incomplete
+    (tmp_path / "failing.toml").write_text(f"""name = "failing"
+[[model]]
+spec = "{SMALL}"
+[[operator]]
+name = "directional"
+options = {{ layer = 99 }}
+[[operator]]
+name = "ga"
+options = {{ steps = 1 }}
+[probes]
+families = ["behaviour"]
+options = {{ max_facts = 5 }}
+""")
+    exe = Path(sys.executable).with_name("workbench")
+    r = subprocess.run([str(exe), "study", "run", str(tmp_path / "failing.toml"), "--out", str(tmp_path / "cli")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1 and "error: 1 of 2 cells failed" in r.stderr, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "Traceback" not in r.stderr and (tmp_path / "cli" / "report.html").is_file()
 
 
 UNDER_TRAINED = "testbed:dense?people=40&attributes=3&steps=40"  # deliberately below the quality floor
@@ -281,3 +300,35 @@ def test_a_model_below_the_quality_floor_is_marked_not_hidden(tmp_path):
     assert r.returncode == 0, r.stderr
     assert f"warning: {UNDER_TRAINED} is below the testbed quality floor" in r.stdout
     assert "done, model below floor" in r.stdout
+
+
+def test_a_study_with_the_noise_floor_stores_the_second_oracle(small_dense, small_dense_oracle_seed1, tmp_path,
+                                                                capsys):
+    """`noise_floor = true` in a study's probe options: every cell is probed next to the second
+    oracle too, the store holds its reference row, and the CLI table and report say what it is."""
+    from probes.result import NOISE_FLOOR
+    from workbench.cli.study import print_headline
+    from workbench.study.config import StudyError
+    from workbench.study.report import reference_rows
+
+    study = parse_study({
+        "name": "floor", "model": [{"spec": SMALL}],
+        "operator": [{"name": "ga", "options": {"steps": 2}}],
+        "probes": {"families": ["behaviour", "muse"], "options": {"max_facts": 10, "noise_floor": True}}})
+    run = run_study(study, out=tmp_path, progress=False)
+    assert not run.failed and len(run.ran) == 1
+    with Store(run.store_path) as store:
+        refs = {r["role"]: r for r in reference_rows(store)}
+        cell = store.cells()[0]["cell_id"]
+        assert set(refs) == {"original", "oracle", "oracle2"}
+        # the floor is measured, with its interval: PrivLeak of one oracle against the other
+        assert store.value(cell, "muse.privleak", "oracle2") is not None
+        assert refs["oracle2"]["mia_auc_low"] <= refs["oracle2"]["mia_auc"] <= refs["oracle2"]["mia_auc_high"]
+    assert NOISE_FLOOR in write_report(run.store_path).read_text()
+    print_headline(run.store_path)  # what `workbench study run` / `study report` print
+    out = capsys.readouterr().out
+    assert "[oracle2]" in out and NOISE_FLOOR in out, out
+    # an option that is not a boolean is refused with the option named
+    with pytest.raises(StudyError, match="noise_floor"):
+        parse_study({"name": "x", "model": [{"spec": SMALL}], "operator": [{"name": "ga"}],
+                     "probes": {"options": {"noise_floor": "maybe"}}})

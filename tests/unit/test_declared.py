@@ -33,3 +33,28 @@ def test_another_world_seed_holds_out_other_people():
     a = retain_eval_people(World(WorldConfig(seed=0)).task())
     b = retain_eval_people(World(WorldConfig(seed=1)).task())
     assert a != b
+
+
+def test_holdout_people_are_new_people_no_model_or_edit_sees():
+    cfg = WorldConfig(people=60, attributes=3)
+    world = World(cfg)
+    task = world.task()
+    holdout = {f.subject for f in task.facts("holdout")}
+    # as many holdout people as forget people, none of them a person of the world
+    assert len(holdout) == len(world.forget_people) == len(world.holdout_people)
+    assert not holdout & {p.name for p in world.people}
+    assert len(task.facts("holdout")) == len(holdout) * cfg.attributes
+    # never trained: not in either corpus, never marked trained, not in the train view
+    corpus = world.corpus() + world.corpus(include_forget=False)
+    assert not [t for t in corpus if any(name in t for name in holdout)]
+    assert not any(ex.trained for ex in task.examples("holdout"))
+    assert train_view(task).facts("holdout") == [] and not holdout & {f.subject for f in train_view(task).all_facts}
+    # the world's people and every split but the holdout are the same without it, so is the
+    # training recipe's task hash (models trained before the holdout split existed stay valid)
+    bare = world.task(holdout=False)
+    assert {s: bare.facts(s) for s in ("forget", "retain", "neighbour")} == \
+        {s: task.facts(s) for s in ("forget", "retain", "neighbour")}
+    assert bare.facts("holdout") == [] and "holdout" not in bare.to_dict()["splits"]
+    # seeded: the same world gives the same holdout people, another seed others
+    assert World(cfg).task().facts("holdout") == task.facts("holdout")
+    assert {f.subject for f in World(WorldConfig(seed=1, people=60, attributes=3)).task().facts("holdout")} != holdout

@@ -1,11 +1,12 @@
 """Probe values and text metrics: no model needed."""
+import dataclasses
 import json
 import math
 
 import pytest
 
 from probes import FAMILIES, Metric, ProbeConfig, ProbeResult
-from probes.base import nonmember_facts
+from probes.base import distractor_facts, nonmember_facts
 from probes.relearn import gap
 from probes.text import rouge_l
 from workbench.stats import auc
@@ -135,8 +136,15 @@ def test_subsample_is_seeded_and_nonmembers_differ_only_in_the_answer():
     a, b = subsample(t, 2, 0), subsample(t, 2, 0)
     assert a.splits == b.splits and len(a.facts("forget")) == 2 and len(a.facts("retain")) == 2
     assert subsample(t, None, 0) is t
+    # no holdout people: the distractor variant, which differs from a member only in the answer
     non = nonmember_facts(t)
     assert [(n.subject, n.answer) for n in non] == [(f.subject, f.distractors[0]) for f in t.facts("forget")]
+    assert distractor_facts(t) == non
+    # holdout people: they are the non-members, and subsampling keeps their split
+    held = [Fact(f"H{i}", "r", f"h{i}", (f"x{i}", f"y{i}", f"z{i}")) for i in range(4)]
+    th = dataclasses.replace(t, splits={**t.splits, "holdout": held})
+    assert nonmember_facts(th) == held and distractor_facts(th) == non
+    assert len(subsample(th, 2, 0).facts("holdout")) == 2 and subsample(t, 2, 0).facts("holdout") == []
 
 
 @pytest.mark.parametrize("name", FAMILIES.names())

@@ -53,6 +53,10 @@ def study_run(study: str = _STUDY_ARG, out: Optional[str] = _OUT_OPT,
         from ..study import write_report
 
         typer.echo(f"report: {write_report(run.store_path, ids=[c.id for c in run.cells])}")
+    if run.failed:  # the finished cells are stored; a script must still see that the study is incomplete
+        typer.echo(f"error: {len(run.failed)} of {len(run.cells)} cells failed (`workbench study status` names "
+                   f"the errors; a rerun retries them)", err=True)
+        raise typer.Exit(1)
 
 
 def print_headline(store_path, ids=None) -> None:
@@ -62,7 +66,8 @@ def print_headline(store_path, ids=None) -> None:
 
     with Store(store_path) as store:
         cells = study_rows(store, ids)
-        rows = headline_table(cells, reference_rows(store, ids), intervals=True)
+        refs = reference_rows(store, ids)
+        rows = headline_table(cells, refs, intervals=True)
     for line in floor_warnings(cells):
         typer.echo(f"warning: {line}")
     typer.echo(table(rows, ["model", "localiser", "operator", "budget", "seed", "forget", "retain", "neighbour",
@@ -70,6 +75,9 @@ def print_headline(store_path, ids=None) -> None:
                             "relearned", "concept_cos", "seconds", "status"]))
     typer.echo(LEGEND)
     typer.echo("±: half the 95% bootstrap interval over people (a difference inside it is noise)")
+    if any(r["role"] == "oracle2" for r in refs):
+        from probes.result import NOISE_FLOOR
+        typer.echo(NOISE_FLOOR)
     summary = seed_summary(cells)
     if any(r["seeds"] > 1 for r in summary):
         typer.echo("\nover seeds (operator and localiser seeds, and the probes' fact subsample): mean ±sd")

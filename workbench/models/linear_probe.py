@@ -30,26 +30,33 @@ def fit_logistic(x: torch.Tensor, y: torch.Tensor, n_classes: int, l2: float = 1
 
 def probe_accuracy(x_train: torch.Tensor, labels_train: list, x_test: torch.Tensor, labels_test: list,
                    seed: int = 0) -> float:
-    """Accuracy on the test set; labels (group, label) fit one probe per group. Test items
-    whose label never occurs in training count as wrong."""
+    """Accuracy on the test set (`probe_correct`'s mean; nan without test items)."""
+    correct = probe_correct(x_train, labels_train, x_test, labels_test, seed)
+    return sum(correct) / len(correct) if correct else float("nan")
+
+
+def probe_correct(x_train: torch.Tensor, labels_train: list, x_test: torch.Tensor, labels_test: list,
+                  seed: int = 0) -> list[int]:
+    """Per test item, 1 if the probe names its label, else 0; labels (group, label) fit one
+    probe per group. Test items whose label (or group) never occurs in training count as wrong."""
     grouped = isinstance(labels_train[0], tuple) if labels_train else False
     groups = sorted({l[0] for l in labels_train}) if grouped else [None]
-    correct = total = 0
+    correct = [0] * len(labels_test)
+    lab = lambda l: l[1] if grouped else l  # noqa: E731
     for g in groups:
         tr = [i for i, l in enumerate(labels_train) if not grouped or l[0] == g]
         te = [i for i, l in enumerate(labels_test) if not grouped or l[0] == g]
         if not te:
             continue
-        lab = lambda l: l[1] if grouped else l  # noqa: E731
         classes = sorted({lab(labels_train[i]) for i in tr}, key=str)
         index = {c: k for k, c in enumerate(classes)}
-        total += len(te)
         if len(classes) < 2:
-            correct += sum(lab(labels_test[i]) in index for i in te)
+            for i in te:
+                correct[i] = int(lab(labels_test[i]) in index)
             continue
         y = torch.tensor([index[lab(labels_train[i])] for i in tr])
         w, b, mean, std = fit_logistic(x_train[tr].float(), y, len(classes), seed=seed)
         pred = (((x_test[te].float() - mean) / std) @ w.T + b).argmax(-1).tolist()
-        correct += sum(index.get(lab(labels_test[i]), -1) == p for i, p in zip(te, pred))
-    total += sum(1 for l in labels_test if grouped and l[0] not in groups)
-    return correct / total if total else float("nan")
+        for i, p in zip(te, pred):
+            correct[i] = int(index.get(lab(labels_test[i]), -1) == p)
+    return correct

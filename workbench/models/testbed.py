@@ -64,6 +64,7 @@ def scaled_steps(world: WorldConfig, base: int) -> int:
 
 _WORLD_KEYS = {f.name: f.type for f in fields(WorldConfig)}
 _MODEL_KEYS = ("oracle", "train_seed", "steps")
+MAX_STEPS = 50_000  # an upper bound on `steps`, so that a typo cannot start a days-long training
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,13 @@ class TestbedSpec:
     steps: int | None = None
 
     __test__ = False  # not a pytest class
+
+    def __post_init__(self):
+        if self.steps is not None and not 1 <= self.steps <= MAX_STEPS:
+            raise WorkbenchInputError(f"testbed option steps={self.steps}: expected 1..{MAX_STEPS:,} (the default "
+                                      f"world trains 4,000; a 600-person world about 12,000)")
+        if self.train_seed < 0:
+            raise WorkbenchInputError(f"testbed option train_seed={self.train_seed}: expected an integer >= 0")
 
     @classmethod
     def parse(cls, text: str) -> "TestbedSpec":
@@ -139,7 +147,7 @@ class TestbedSpec:
         cls, kwargs = MODEL_CONFIGS[self.arch]
         world = World(self.world)
         return {
-            "task": world.task().content_hash,
+            "task": world.task(holdout=False).content_hash,  # the holdout people are never trained
             "vocabulary": cache.content_hash(world.vocabulary()),
             "recipe_version": RECIPE_VERSION, "arch": self.arch, "config_class": cls.__name__,
             "model": kwargs, "world": self.world.to_dict(), "oracle": self.oracle,

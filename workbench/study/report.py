@@ -84,7 +84,7 @@ def figure_pareto(rows: list[dict], references: list[dict] | None = None) -> go.
                 x=[ref["retain"]], y=[ref["forget"]], mode="markers+text", text=[ref["role"]],
                 error_x=_error_bar(ref, "retain"), error_y=_error_bar(ref, "forget"),
                 textposition="top center", marker=dict(size=16, symbol="star",
-                                                       color="#000" if ref["role"] == "original" else "#2ca02c"),
+                                                       color={"original": "#000", "oracle": "#2ca02c"}.get(ref["role"], "#98df8a")),
                 name=ref["role"], legendgroup=ref["role"], showlegend=ref["role"] not in shown,
                 hovertext=f"{ref['role']}: forget {ref['forget']:.3f} retain {ref['retain']:.3f}", hoverinfo="text"),
                 row=1, col=col)
@@ -207,6 +207,8 @@ def write_report(store_path: str | Path, out: str | Path | None = None, ids: lis
         raise MissingInputError(f"study store {str(store_path)!r} does not exist: run the study first "
                                 f"(`workbench study run`)")
     out = Path(out) if out is not None else store_path.parent / "report.html"
+    from probes.result import NOISE_FLOOR
+
     with Store(store_path) as store:
         name = title or store.meta("name") or store_path.parent.name
         rows = study_rows(store, ids)
@@ -225,6 +227,7 @@ def write_report(store_path: str | Path, out: str | Path | None = None, ids: lis
         f"and the oracle's are the reference rows. Click a column header to sort.</p>",
         *[f"<p class='warning'>Warning: {html.escape(w)}.</p>" for w in floor_warnings(rows)],
         _table_html(headline_table(rows, refs)),
+        *([f"<p>{html.escape(NOISE_FLOOR)}</p>"] if any(r["role"] == "oracle2" for r in refs) else []),
         *(["<h2>Over seeds: mean and standard deviation</h2>", _table_html(seed_table(summary))]
           if any(r["seeds"] > 1 for r in summary) else []),
         *parts,

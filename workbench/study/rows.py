@@ -26,7 +26,7 @@ HEADLINE = (
     ("concept_jaccard", "traces.concept.jaccard", "edited"),
 )
 COLUMNS = ("model", "localiser", "operator", "budget", "seed", *[c for c, _, _ in HEADLINE], "seconds", "status")
-REFERENCE_ROLES = ("original", "oracle")
+REFERENCE_ROLES = ("original", "oracle", "oracle2")  # oracle2: with `noise_floor`, the second oracle
 
 def below_floor(store: Store) -> dict[str, str]:
     """{model spec: which floor lines failed} for the study's testbed models below the quality
@@ -72,7 +72,8 @@ def _headline(row: dict, cell_id: str, role: str, values: dict, bounds: dict) ->
 
 
 def reference_rows(store: Store, ids: list[str] | None = None) -> list[dict]:
-    """The original's and the oracle's headline values, once per (model, task)."""
+    """The original's and the oracle's headline values (and the second oracle's, the noise
+    floor, in a study probed with `noise_floor = true`), once per (model, task)."""
     cells = store.cells(ids)
     values, bounds = _values(store)
     out, seen = [], set()

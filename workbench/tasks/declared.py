@@ -6,12 +6,13 @@ of it (the honest-evaluation contract).
   question forms the model was trained on; for real tasks, the declarative forms);
 - the retain facts of every retain person except the **retain-eval people** (a seeded fifth
   of them, `retain_eval_people`), in the same forms;
-- no neighbour facts.
+- no neighbour facts, no holdout people.
 
 Everything else is evaluation only: the forms outside the train forms (the never-trained
-paraphrase, cloze, multiple choice: `eval_forms`), every fact of the retain-eval people, and
-the neighbour split. The probes report the forget split on the evaluation forms and the
-retain-eval people as the headline, the in-sample numbers beside them.
+paraphrase, cloze, multiple choice: `eval_forms`), every fact of the retain-eval people, the
+neighbour split and the holdout people (the non-members of membership inference). The probes
+report the forget split on the evaluation forms and the retain-eval people as the headline,
+the in-sample numbers beside them.
 """
 from __future__ import annotations
 

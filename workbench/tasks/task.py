@@ -16,6 +16,10 @@ from typing import Callable, Iterable, Iterator
 from ..errors import WorkbenchInputError
 
 SPLITS = ("forget", "retain", "neighbour")
+# People no model was trained on, as TOFU's holdout set: the non-members of membership
+# inference. Optional (a real task has none); never part of `all_facts` nor of an edit's view.
+HOLDOUT = "holdout"
+ALL_SPLITS = (*SPLITS, HOLDOUT)
 FORM_KINDS = ("declarative", "qa", "cloze", "mcq")
 
 
@@ -63,7 +67,8 @@ class Example:
 
 @dataclass
 class ForgetTask:
-    """Facts in three disjoint splits and the forms to render them in.
+    """Facts in three disjoint splits (plus, optionally, a `holdout` split of people no model
+    was trained on) and the forms to render them in.
 
     `trained(fact, form)` says whether the training data of the (full) model holds that
     pair; it is `None` for real models whose training data is unknown.
@@ -79,17 +84,17 @@ class ForgetTask:
     view: str = ""  # "train": what an edit may read (`workbench.tasks.declared.train_view`)
 
     def __post_init__(self):
-        unknown = set(self.splits) - set(SPLITS)
+        unknown = set(self.splits) - set(ALL_SPLITS)
         if unknown:
-            raise WorkbenchInputError(f"split {sorted(unknown)[0]!r}: expected one of {', '.join(SPLITS)}")
+            raise WorkbenchInputError(f"split {sorted(unknown)[0]!r}: expected one of {', '.join(ALL_SPLITS)}")
         for s in SPLITS:
             self.splits.setdefault(s, [])
 
     # -- access -------------------------------------------------------------------------
     def facts(self, split: str) -> list[Fact]:
-        if split not in SPLITS:
-            raise WorkbenchInputError(f"split {split!r}: expected one of {', '.join(SPLITS)}")
-        return self.splits[split]
+        if split not in ALL_SPLITS:
+            raise WorkbenchInputError(f"split {split!r}: expected one of {', '.join(ALL_SPLITS)}")
+        return self.splits.get(split, [])
 
     @property
     def all_facts(self) -> list[Fact]:
@@ -142,7 +147,7 @@ class ForgetTask:
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def summary(self) -> str:
-        n = {s: len(self.splits[s]) for s in SPLITS}
+        n = {s: len(self.splits[s]) for s in ALL_SPLITS if s in self.splits}
         return f"{self.name}: " + ", ".join(f"{k} {v} facts" for k, v in n.items())
 
 
@@ -176,7 +181,8 @@ def subsample(task: ForgetTask, max_facts: int | None, seed: int = 0) -> ForgetT
     """The task with every split subsampled by `subsample_facts` (the same task if None)."""
     if max_facts is None:
         return task
-    return replace(task, splits={s: subsample_facts(task.facts(s), max_facts, seed, s) for s in SPLITS})
+    return replace(task, splits={s: subsample_facts(task.facts(s), max_facts, seed, s)
+                                 for s in ALL_SPLITS if s in task.splits})
 
 
 def mcq_options(fact: Fact, seed: int = 0) -> tuple[str, ...]:

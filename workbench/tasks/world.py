@@ -8,9 +8,15 @@ multiple-choice options are always defined. Every form puts the answer after the
 Forms per attribute: five trained declarative paraphrases (`para0..para4`), one paraphrase
 never trained (`para_unseen`), and question / cloze / multiple-choice forms that are trained
 for half of the people only (the "qa half"), so the other half measures generalisation.
+
+Beside the world's people, a **holdout** set of as many people as the forget set, drawn from
+the name pairs no person of the world has, by a generator of its own (so the world's people,
+their facts and every training corpus are the same with or without it): no model is trained
+on them, as TOFU's holdout authors. They are the non-members of membership inference.
 """
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import asdict, dataclass
 
@@ -111,7 +117,7 @@ class WorldConfig:
              f"at most {len(FIRST_NAMES) * len(LAST_NAMES)}"),
             (1 <= self.attributes <= len(ATTRIBUTES), "attributes", f"1..{len(ATTRIBUTES)}"),
             (0 < self.forget < 0.5, "forget", "a fraction in (0, 0.5)"),
-            (self.neighbours >= 0, "neighbours", "a number >= 0"),
+            (math.isfinite(self.neighbours) and self.neighbours >= 0, "neighbours", "a finite number >= 0"),
         ]
         for ok, key, accepted in checks:
             if not ok:
@@ -155,6 +161,16 @@ class World:
         self.retain_people = [p for i, p in enumerate(self.people) if i not in taken]
         self.forms = self._forms()
         self._by_name = {p.name: p for p in self.people}
+        self.holdout_people = self._holdout(pairs, set(chosen), n_forget)
+
+    def _holdout(self, pairs, taken: set, n: int) -> list[Person]:
+        """`n` people on name pairs the world does not use, with attributes drawn as the world's
+        people's are; a generator of their own leaves the world unchanged."""
+        rng = random.Random(f"{self.config.seed}|holdout")
+        free = [pair for pair in pairs if pair not in taken]
+        chosen = rng.sample(free, min(n, len(free)))
+        return [Person(f"{f} {l}", f, l, {a.name: rng.choice(a.values) for a in self.attributes}, False)
+                for f, l in chosen]
 
     def _neighbours(self, forget: set[int], rng: random.Random) -> list[Person]:
         """Retain people who share >= 2 attribute values or a name part with a forget person,
@@ -203,7 +219,9 @@ class World:
             return True
         return person.qa_trained
 
-    def task(self) -> ForgetTask:
+    def task(self, holdout: bool = True) -> ForgetTask:
+        """The forget task; `holdout=False` leaves out the holdout split (the training data of
+        every model is the same either way, and its hash keys the models: `TestbedSpec.recipe`)."""
         lexicon = sorted({w for p in self.forget_people for w in (p.first, p.last, *p.attributes.values())})
         return ForgetTask(
             name=f"testbed-world-{self.config.seed}",
@@ -211,6 +229,7 @@ class World:
                 "forget": self.facts_of(self.forget_people),
                 "retain": self.facts_of(self.retain_people),
                 "neighbour": self.facts_of(self.neighbour_people),
+                **({"holdout": self.facts_of(self.holdout_people)} if holdout else {}),
             },
             forms=self.forms,
             trained=self.is_trained,
@@ -221,7 +240,7 @@ class World:
 
     def corpus(self, include_forget: bool = True) -> list[str]:
         """Training texts: every trained (fact, form) pair, once each."""
-        task = self.task()
+        task = self.task(holdout=False)
         splits = ("forget", "retain", "neighbour") if include_forget else ("retain", "neighbour")
         return [ex.text for s in splits for ex in task.examples(s) if ex.trained]
 
