@@ -76,6 +76,27 @@ def progress(label: str, key: str):
     bar.progress(1.0, text=f"{label}: done in {secs:.1f} s")
 
 
+def workspace() -> Path:
+    """The one directory the app writes into and reads studies from: $WORKBENCH_RUNS, else
+    `runs/` at the repository root (the app has no login: it never touches another path)."""
+    import os
+
+    return Path(os.environ.get("WORKBENCH_RUNS", ROOT / "runs")).resolve()
+
+
+def in_workspace(text: str, what: str) -> Path:
+    """`text` (relative to the workspace, or absolute) as a path inside the workspace; anything
+    that resolves outside it (`..`, another absolute path, a link out) is refused with one line."""
+    from workbench.errors import WorkbenchInputError
+
+    root = workspace()
+    path = (root / text.strip()).resolve() if text.strip() else root
+    if path != root and root not in path.parents:
+        raise WorkbenchInputError(f"{what} {text!r} is outside the app's workspace {str(root)!r}: expected a path "
+                                  f"inside it (relative paths are taken from there)")
+    return path
+
+
 def run_safely(fn, *args, **kwargs):
     """Call fn; a user mistake (`WorkbenchInputError`) becomes a one-line error box. Anything
     else is a bug: an error box that says so (the traceback goes to the server's log).

@@ -34,6 +34,39 @@ def content_hash(obj) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+@contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """Write a file atomically: the block writes the yielded temporary sibling, which is then
+    fsynced and renamed over `path`; if the block fails, `path` is left as it was."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        yield tmp
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def output_dir(out: str | Path, kind: str, marker: str, force: bool = False, option: str = "--out",
+               hint: str = "--force writes the {kind}'s files into it (nothing else there is deleted)") -> Path:
+    """Where an artefact of `kind` (told apart by its `marker` file) may be written: a new or
+    empty directory, or one that holds an artefact of the same kind (whose files are then
+    replaced). Any other directory is refused, before anything is computed, unless `force`:
+    the workbench never deletes, nor mixes into, what it did not write."""
+    from .errors import WorkbenchInputError
+
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise WorkbenchInputError(f"{option} {str(out)!r} is a file: expected a directory for the {kind}")
+    if path.is_dir() and any(path.iterdir()) and not (path / marker).is_file() and not force:
+        raise WorkbenchInputError(f"{option} {str(out)!r} is a directory that holds other files and no {kind} "
+                                  f"({marker}): expected a new or empty directory, or a {kind} to replace"
+                                  + (f"; {hint.format(kind=kind)}" if hint else ""))
+    return path
+
+
 def entry_path(kind: str, name: str, key: str) -> Path:
     return cache_root() / kind / f"{name}-{key}"
 

@@ -8,6 +8,7 @@ field's type and naming the key and the accepted keys/values when something is w
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from typing import Any, Callable, Generic, TypeVar
 
@@ -71,7 +72,10 @@ def _convert(key: str, value: Any, hint: Any, accepted: str) -> Any:
                 raise ValueError
             return int(value)
         if hint is float:
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):  # nan or inf would change an option's meaning silently
+                raise WorkbenchInputError(f"option {key}={value!r}: expected a finite number")
+            return number
         if hint is str:
             return str(value)
     except (TypeError, ValueError):
@@ -102,6 +106,20 @@ def check_positive(config, *keys: str) -> None:
     for key in keys:
         if getattr(config, key) < 1:
             raise WorkbenchInputError(f"option {key}={getattr(config, key)}: expected a positive integer")
+
+
+def check_range(config, key: str, low: float | None = None, high: float | None = None,
+                low_open: bool = False) -> None:
+    """Option `key` of `config` (for a config's `check`) lies in [low, high] (`low_open`: above
+    `low`); an unset option (None) passes. The error names the option, its value and the range."""
+    v = getattr(config, key)
+    if v is None:
+        return
+    ok = (low is None or (v > low if low_open else v >= low)) and (high is None or v <= high)
+    if not ok:
+        parts = ([f"{'>' if low_open else '>='} {low:g}"] if low is not None else []) + \
+                ([f"<= {high:g}"] if high is not None else [])
+        raise WorkbenchInputError(f"option {key}={v!r}: expected a number {' and '.join(parts)}")
 
 
 def parse_options(pairs: list[str] | None) -> dict[str, str]:

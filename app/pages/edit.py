@@ -7,7 +7,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import streamlit as st  # noqa: E402
 
-from common import current, options_form, pipeline, progress, run_safely, state  # noqa: E402
+from common import current, in_workspace, options_form, pipeline, progress, run_safely, state, workspace  # noqa: E402,E501
+from workbench.cache import output_dir  # noqa: E402
 
 ss = state()
 st.title("Edit")
@@ -63,8 +64,10 @@ if ctx is not None:
                 rows = pipeline().accuracy_table(loaded, task, edit, max_facts=100)
             st.dataframe(rows, width="stretch")
             st.caption(LEGEND)
-        keep = st.text_input("keep the edit: save it to", "edits/" + ss.edit["operator"], key="op_keep_dir")
+        keep = st.text_input("keep the edit: save it to", "edits/" + ss.edit["operator"], key="op_keep_dir",
+                             help=f"a directory inside the app's workspace {workspace()}")
         if st.button("Save edit", key="op_save"):
-            saved = run_safely(edit.save, keep)
+            saved = run_safely(lambda: edit.save(output_dir(in_workspace(keep, "edit directory"), "edit",
+                                                            "edit.json", option="edit directory", hint="")))
             if saved is not None:
                 st.success(f"saved to `{saved}` (edit.safetensors + edit.json); `workbench probe --edit {saved}`")

@@ -1,6 +1,5 @@
 """Studies: browse a study store (SQLite), filter the cells, Pareto and relearning plots,
 open one cell's details."""
-import os
 import sys
 from pathlib import Path
 
@@ -8,17 +7,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import streamlit as st  # noqa: E402
 
-from common import run_safely, state  # noqa: E402
+from common import in_workspace, run_safely, state, workspace  # noqa: E402
 
 state()
 st.title("Studies")
-runs = Path(os.environ.get("WORKBENCH_RUNS", "runs"))
+runs = workspace()
 found = sorted(str(p.parent) for p in runs.glob("*/study.sqlite")) if runs.is_dir() else []
 c1, c2 = st.columns([2, 3])
 picked = c1.selectbox("run directory", found or ["(none found)"], key="st_pick",
                       help=f"every <dir>/study.sqlite under {runs.resolve()}")
-typed = c2.text_input("or a run directory / study.sqlite path", "", key="st_path")
-where = Path(typed) if typed else (Path(picked) if found else None)
+typed = c2.text_input("or a run directory / study.sqlite path (inside the workspace)", "", key="st_path")
+where = run_safely(in_workspace, typed, "study path") if typed else (Path(picked) if found else None)
 if where is not None and where.suffix == ".sqlite":
     where = where.parent
 if where is None:

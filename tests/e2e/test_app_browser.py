@@ -59,6 +59,37 @@ def server(tmp_path, default_dense, default_dense_oracle):
         proc.kill()
 
 
+def _outward_addresses() -> list[str]:
+    """This machine's IPv4 addresses other than loopback (the source address of a route out)."""
+    found = set()
+    for probe in ("192.0.2.1", "10.255.255.255", "8.8.8.8"):  # a UDP connect sends nothing
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.connect((probe, 9))
+                found.add(s.getsockname()[0])
+            except OSError:
+                continue
+    return sorted(a for a in found if not a.startswith("127."))
+
+
+def test_the_app_serves_this_machine_only(server):
+    """`workbench app` binds the loopback address: the app answers on 127.0.0.1 and refuses a
+    connection on every other address of the machine (it has no login)."""
+    port = int(server.rsplit(":", 1)[1])
+    outward = _outward_addresses()
+    if not outward:
+        pytest.skip("this machine has no non-loopback IPv4 address to try")
+    assert urllib.request.urlopen(f"{server}/_stcore/health", timeout=5).status == 200
+    for address in outward:
+        with socket.socket() as s:
+            s.settimeout(5)
+            with pytest.raises(OSError):
+                s.connect((address, port))
+    # serving elsewhere takes an explicit address, and says what that means
+    done = subprocess.run([str(EXE), "app", "--host", "not-an-address"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--host 'not-an-address': expected an IP address" in done.stderr, done.stderr
+
+
 def test_model_localise_edit_probe_in_chromium(server):
     if CHROMIUM is None:
         pytest.fail("chromium is not installed: apt-get install -y chromium (.ci/run does it)")

@@ -40,3 +40,32 @@ def test_input_errors_are_value_errors_and_missing_files_are_file_errors():
     assert issubclass(MissingInputError, WorkbenchInputError) and issubclass(MissingInputError, FileNotFoundError)
     r = _run("agreement", "/nonexistent/a", "/nonexistent/b")
     assert r.exit_code == 2 and "missing localisation.json" in r.output
+
+
+@pytest.mark.parametrize("args, marker", [
+    (("localise", "--method", "wagle"), "localisation.json"),
+    (("edit", "--operator", "ga"), "edit.json"),
+    (("edit", "--operator", "ga", "--export"), "config.json"),
+])
+def test_an_output_directory_that_holds_other_files_is_refused_before_any_work(tmp_path, monkeypatch, args, marker):
+    """`--out DIR` (and `--export DIR`) never deletes or mixes into a directory the workbench did
+    not write: a non-empty directory without the artefact's marker file is refused with one line,
+    before any model loads, and everything in it is left as it was."""
+    import workbench.cli.edit
+    import workbench.cli.localise
+
+    def no_model(*a, **k):
+        raise AssertionError("a model was loaded before the output directory was checked")
+    for module in (workbench.cli.edit, workbench.cli.localise):
+        monkeypatch.setattr(module, "model_and_task", no_model)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    opt = [] if args[-1] == "--export" else ["--out"]
+    r = _run(*args, *opt, str(mine))
+    assert r.exit_code == 2, r.output
+    assert "holds other files and no" in r.output and f"({marker})" in r.output and "--force" in r.output, r.output
+    assert (mine / "thesis.tex").read_text() == "years of work" and sorted(p.name for p in mine.iterdir()) == ["thesis.tex"]
+    (tmp_path / "afile").write_text("x")  # a file where a directory is expected
+    r = _run(*args, *opt, str(tmp_path / "afile"))
+    assert r.exit_code == 2 and "is a file: expected a directory" in r.output, r.output

@@ -12,23 +12,40 @@ from .common import command, threads
 from .models import print_quality, print_real
 from .study import print_headline
 
+LOOPBACK = "127.0.0.1"
+
 
 @command
 def app_cmd(port: int = typer.Option(8501, help="the port to serve on"),
+            host: str = typer.Option(LOOPBACK, help="the address to serve on; the default serves this machine only. "
+                                                    "The app has no login: serve elsewhere only on a network you trust"),
             headless: bool = typer.Option(True, help="do not open a browser window")):
     """Start the Streamlit app (model & task, localise, edit, probe, studies)."""
+    import ipaddress
     from pathlib import Path
 
-    from ..errors import MissingInputError
+    from ..errors import MissingInputError, WorkbenchInputError
 
     script = Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py"
     if not script.is_file():
         raise MissingInputError(f"the app is not at {str(script)!r}: it runs from a checkout of the repository")
-    typer.echo(f"the app: http://localhost:{port}  (Ctrl-C stops it)")
+    if not 0 < port < 65536:
+        raise WorkbenchInputError(f"--port {port}: expected a port number in 1..65535")
+    try:
+        local = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        raise WorkbenchInputError(f"--host {host!r}: expected an IP address (default {LOOPBACK}: this machine "
+                                  f"only; 0.0.0.0: every interface)") from None
+    if not local:
+        typer.echo(f"warning: serving on {host}: the app has no login, and anyone who reaches port {port} can load "
+                   f"models, run edits and read results", err=True)
+    typer.echo(f"the app: http://{'localhost' if local else host}:{port}  (Ctrl-C stops it)")
     sys.stdout.flush()
-    # replace this process by the server, so that stopping it (Ctrl-C, SIGTERM) stops the app
+    # replace this process by the server, so that stopping it (Ctrl-C, SIGTERM) stops the app; the
+    # app shows its own one-line errors, Streamlit none of its tracebacks (they name server paths)
     os.execv(sys.executable, [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
-                              "--server.headless", str(headless).lower(), "--browser.gatherUsageStats", "false"])
+                              "--server.address", host, "--server.headless", str(headless).lower(),
+                              "--browser.gatherUsageStats", "false", "--client.showErrorDetails", "none"])
 
 
 @command

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from .common import command, list_registry, model_and_task, table
+from .common import command, list_registry, model_and_task, output_dir, table
 
 
 @command
@@ -18,7 +18,9 @@ def edit_cmd(
     localisation: Optional[str] = typer.Option(None, help="a saved localisation directory"),
     method: Optional[str] = typer.Option(None, help="or: run this localiser first"),
     loc_option: Optional[list[str]] = typer.Option(None, "--loc-option", "-l", help="localiser option key=value"),
-    out: Optional[str] = typer.Option(None, help="save the edit here (edit.safetensors + edit.json)"),
+    out: Optional[str] = typer.Option(None, help="save the edit here (edit.safetensors + edit.json): a new or "
+                                                 "empty directory, or an edit to replace"),
+    force: bool = typer.Option(False, help="--out: write into a directory that holds other files (none is deleted)"),
     export: Optional[str] = typer.Option(None, help="also export a plain HF checkpoint here"),
     max_facts: Optional[int] = typer.Option(None, help="facts per split in the evaluation (default all)"),
     fresh: bool = typer.Option(False, help="recompute even if the cache holds this edit"),
@@ -39,6 +41,9 @@ def edit_cmd(
         raise WorkbenchInputError("give --localisation PATH or --method NAME, not both")
     options = parse_options(option)
     config_from_dict(OPERATORS.get(operator).Config, options)
+    target = output_dir(out, "edit", "edit.json", force) if out else None  # refused before any model loads
+    if export:
+        output_dir(export, "HF checkpoint", "config.json", force)
     loc = None
     if localisation:
         from ..localise import Localisation
@@ -61,6 +66,6 @@ def edit_cmd(
     typer.echo(table(rows, ["model", "forget", "retain", "neighbour", "forget_in_sample", "retain_in_sample"]))
     typer.echo(LEGEND)
     if out:
-        typer.echo(f"edit saved to {edit.save(out)}")
+        typer.echo(f"edit saved to {edit.save(target)}")
     if export:
         typer.echo(f"HF checkpoint exported to {edit.export(loaded, export)}")

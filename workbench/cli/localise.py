@@ -2,13 +2,13 @@
 `workbench agreement` (compare saved localisations)."""
 from __future__ import annotations
 
-import os
 import shutil
 from typing import Optional
 
 import typer
 
-from .common import command, list_registry, model_and_task, table
+from ..cache import replacing
+from .common import command, list_registry, model_and_task, output_dir, table
 
 
 @command
@@ -17,7 +17,9 @@ def localise_cmd(
     task: str = typer.Option("default", help="default | real:TOPIC"),
     method: Optional[str] = typer.Option(None, help="localiser name (see --list)"),
     option: Optional[list[str]] = typer.Option(None, "--option", "-o", help="localiser option key=value (repeatable)"),
-    out: Optional[str] = typer.Option(None, help="also copy the artifact to this directory"),
+    out: Optional[str] = typer.Option(None, help="also copy the artifact to this directory (new, empty, or a "
+                                                 "localisation to replace)"),
+    force: bool = typer.Option(False, help="--out: write into a directory that holds other files (none is deleted)"),
     top: int = typer.Option(15, help="how many top sites to print"),
     check: bool = typer.Option(False, "--check", help="faithfulness: edit the top sites vs random sites"),
     budgets: str = typer.Option("0.01,0.05", help="--check budgets (fractions of the site kind)"),
@@ -37,6 +39,7 @@ def localise_cmd(
         raise WorkbenchInputError(f"--method is required; expected one of: {', '.join(LOCALISERS.names())}")
     options = parse_options(option)
     config_from_dict(LOCALISERS.get(method).Config, options)  # bad options fail before any loading
+    target = output_dir(out, "localisation", "localisation.json", force) if out else None
     try:
         fractions = [float(b) for b in budgets.split(",") if b.strip()]
     except ValueError:
@@ -45,11 +48,12 @@ def localise_cmd(
     typer.echo(forget_task.summary())
     res = pipe.localise(loaded, forget_task, method, options, fresh=fresh)
     loc, path = res.localisation, res.path
-    if out:
-        if os.path.exists(out):
-            shutil.rmtree(out)
-        shutil.copytree(path, out)
-        path = out
+    if target is not None:
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("scores.safetensors", "localisation.json"):  # the artefact's files, each replaced whole
+            with replacing(target / name) as tmp:
+                shutil.copyfile(path / name, tmp)
+        path = target
     secs = loc.provenance.get("seconds")
     typer.echo(f"\n{method} on {model}: {len(loc.sites)} {loc.kind} sites"
                + (f", {loc.n_scalars} scored weights" if loc.kind == "weight" else "")

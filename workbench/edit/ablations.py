@@ -23,7 +23,7 @@ from ..errors import WorkbenchInputError
 from ..hooks import hook_session
 from ..models.arch import resolve, table_for
 from ..models.readouts import activation_point, mean_activations
-from ..registry import check_positive
+from ..registry import check_positive, check_range
 from ..sites import ExpertSite, HookSite, RouterSite, Site, SiteKind, WeightSite
 from ..tasks.prompts import build_prompts, eval_examples
 from .edit import Edit
@@ -40,6 +40,12 @@ class AblateConfig:
     max_facts: int = 200
     positions: Literal["all", "after_first"] = "all"  # after_first: the BOS position is left alone
     seed: int = 0
+
+    def check(self):
+        check_positive(self, "bank", "max_facts")
+        check_range(self, "fraction", 0, 1, low_open=True)
+        if self.k is not None:
+            check_positive(self, "k")
 
 
 def zeroed_weights(model, masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -171,6 +177,9 @@ class DirectionalConfig:
     layer: int | None = None  # None = the middle layer
     weight_form: bool = False
     max_facts: int = 200
+
+    def check(self):
+        check_positive(self, "max_facts")
 
 
 @register

@@ -9,6 +9,7 @@ import torch
 from ..errors import WorkbenchInputError
 from ..hooks import hook_session
 from ..models.arch import resolve
+from ..registry import check_positive, check_range
 from ..sites import HookSite, WeightSite
 from ..tasks.prompts import build_prompts
 from .edit import Edit
@@ -22,6 +23,10 @@ class LunarConfig:
     ridge: float = 1e-2  # λ: pull toward the original W_out
     max_facts: int = 200
     seed: int = 0
+
+    def check(self):
+        check_positive(self, "max_facts")
+        check_range(self, "ridge", 0, low_open=True)
 
 
 def unknown_subjects(task, n: int, seed: int = 0) -> list[str]:

@@ -26,6 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ..cache import replacing
 from ..errors import MissingInputError, WorkbenchInputError
 from ..hooks import HookSession
 from .interventions import Intervention, bake
@@ -82,11 +83,13 @@ class Edit:
         for i, iv in enumerate(self.interventions):
             if iv.value is not None:
                 tensors[f"intervention::{i}"] = iv.value.contiguous()
-        save_file(tensors, str(path / "edit.safetensors"))
+        with replacing(path / "edit.safetensors") as tmp:  # each file written whole, or not at all
+            save_file(tensors, str(tmp))
         meta = {"format_version": FORMAT_VERSION, "operator": self.operator, "config": self.config,
                 "weights": list(self.weights), "interventions": [iv.to_json() for iv in self.interventions],
                 "provenance": self.provenance}
-        (path / "edit.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+        with replacing(path / "edit.json") as tmp:
+            tmp.write_text(json.dumps(meta, indent=1, sort_keys=True))
         return path
 
     @classmethod

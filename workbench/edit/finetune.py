@@ -13,7 +13,7 @@ import torch
 
 from ..errors import WorkbenchInputError
 from ..models.arch import resolve
-from ..registry import check_positive
+from ..registry import check_positive, check_range
 from ..sites import ExpertSite, NeuronSite, RouterSite, SiteKind, WeightSite
 from .edit import Edit
 from .losses import LOSSES, GAConfig, NPOConfig
@@ -119,6 +119,8 @@ class NeedleConfig:
 
     def check(self):
         check_positive(self, "k", "steps", "batch_size")
+        check_range(self, "sigma", 0)
+        check_range(self, "lr", 0, low_open=True)
 
 
 @register

@@ -18,7 +18,7 @@ from typing import ClassVar, Literal
 import torch
 import torch.nn.functional as F
 
-from ..registry import Registry, check_positive
+from ..registry import Registry, check_positive, check_range
 
 LOSSES: Registry = Registry("unlearning loss")
 
@@ -100,6 +100,15 @@ class FineTuneConfig:
 
     def check(self):
         check_positive(self, "steps", "batch_size", "eval_facts")
+        check_range(self, "lr", 0, low_open=True)
+        check_range(self, "fraction", 0, 1, low_open=True)
+        for key in ("forget_weight", "weight_decay", "max_grad_norm", "eval_every"):  # max_grad_norm 0: no clipping
+            check_range(self, key, 0)
+        check_range(self, "collapse_retain", 0, 1)
+        if self.k is not None:
+            check_positive(self, "k")
+        for key, low, high, *open_ in getattr(self, "RANGES", ()):  # a loss's own options: (key, low, high[, open])
+            check_range(self, key, low, high, low_open=bool(open_ and open_[0]))
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,7 @@ class RetainConfig(FineTuneConfig):
     retain: Literal["nll", "kl"] = "nll"
     # share of each retain batch from retain subjects sharing a name part with a forget subject
     retain_similar: float = 0.0
+    RANGES: ClassVar[tuple] = (("retain_weight", 0, None), ("retain_similar", 0, 1))
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,7 @@ class NPOConfig(RetainConfig):
     beta: float = 0.1
     reduction: Literal["sum", "mean"] = "sum"
     kind: ClassVar[str] = "npo"
+    RANGES: ClassVar[tuple] = (*RetainConfig.RANGES, ("beta", 0, None, True))
 
 
 @dataclass(frozen=True)
@@ -133,6 +144,7 @@ class SimNPOConfig(RetainConfig):
     beta: float = 2.5
     delta: float = 0.0
     kind: ClassVar[str] = "simnpo"
+    RANGES: ClassVar[tuple] = (*RetainConfig.RANGES, ("beta", 0, None, True))
     RENAMED: ClassVar[dict] = {"simnpo_beta": "beta", "simnpo_delta": "delta"}
 
 
@@ -150,6 +162,7 @@ class RMUConfig(RetainConfig):
     scale: float = 4.0
     alpha: float = 100.0
     kind: ClassVar[str] = "rmu"
+    RANGES: ClassVar[tuple] = (*RetainConfig.RANGES, ("c", 0, None), ("scale", 0, None), ("alpha", 0, None))
     RENAMED: ClassVar[dict] = {"rmu_layer": "layer", "rmu_c": "c", "rmu_scale": "scale", "rmu_alpha": "alpha"}
 
 

@@ -30,6 +30,7 @@ from typing import Literal
 import torch
 
 from ..errors import WorkbenchInputError
+from ..registry import check_positive, check_range
 from ..hooks import hook_session
 from ..models.arch import resolve, table_for
 from ..models.linear_probe import probe_accuracy
@@ -60,6 +61,12 @@ class CircuitConfig:
         bad = [n for n in (self.nodes or ()) if n not in NODE_KINDS]
         if bad:
             raise WorkbenchInputError(f"option nodes={bad[0]!r}: expected some of {', '.join(NODE_KINDS)}")
+        check_range(self, "noise_scale", 0)
+        check_range(self, "contrast", 0)
+        check_range(self, "probe_threshold", 0, 1, low_open=True)
+        check_positive(self, "batch_size")
+        if self.max_facts is not None:
+            check_positive(self, "max_facts")
 
     @property
     def node_kinds(self) -> tuple[str, ...]:

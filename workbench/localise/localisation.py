@@ -21,6 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ..cache import replacing
 from ..errors import MissingInputError, WorkbenchInputError
 from ..models.arch import component_weights, resolve, weight_sites
 from ..sites import HookSite, Site, SiteKind, coarse
@@ -238,10 +239,12 @@ class Localisation:
         path.mkdir(parents=True, exist_ok=True)
         tensors = {"scores": self.scores.contiguous()}
         tensors.update({f"weight::{n}": t.float().contiguous() for n, t in self.weight_scores.items()})
-        save_file(tensors, str(path / "scores.safetensors"))
+        with replacing(path / "scores.safetensors") as tmp:  # each file written whole, or not at all
+            save_file(tensors, str(tmp))
         meta = {"format_version": FORMAT_VERSION, "sites": [str(s) for s in self.sites],
                 "weights": list(self.weight_scores), "provenance": self.provenance}
-        (path / "localisation.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+        with replacing(path / "localisation.json") as tmp:
+            tmp.write_text(json.dumps(meta, indent=1, sort_keys=True))
         return path
 
     @classmethod

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import WorkbenchInputError
+from ..registry import check_positive, check_range
 from ..models.scoring import answer_ce
 from ..progress import tqdm
 from ..sites import SiteKind
@@ -62,8 +63,11 @@ class WeightConfig:
     eps: float = 1e-6  # `selective`: floor of the retain saliency
 
     def check(self):
-        if self.gamma <= 0:
-            raise WorkbenchInputError(f"option gamma={self.gamma}: expected a positive number")
+        check_range(self, "gamma", 0, low_open=True)
+        check_range(self, "eps", 0, low_open=True)
+        check_positive(self, "batch_size")
+        if self.max_facts is not None:
+            check_positive(self, "max_facts")
 
 
 class _WeightLocaliser(Localiser):

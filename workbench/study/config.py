@@ -1,8 +1,7 @@
 """Study files (TOML): models x tasks x localisers x operators x budgets x seeds, plus probes.
 
     name = "my-study"
-    seeds = [0, 1]              # each operator's (and localiser's) `seed` option, and the probes'
-                                # fact subsample (`max_facts`) unless probes.options sets `seed`
+    seeds = [0, 1]              # the operators', localisers' and probes' (fact subsample) `seed`
     budgets = [0.01, 0.05]      # the `fraction` of a localisation an operator may touch
     threads = 0                 # torch threads per cell; 0 = every core. Same threads, same numbers
 
@@ -19,20 +18,19 @@
     [[operator]]
     name = "graddiff"           # a registered operator (`workbench edit --list`)
     options = { steps = 60 }
-    localisers = ["none", "wagle"]  # optional; "none" = the whole model. Default: every
-                                    # localiser whose site kind the operator accepts
+    localisers = ["none", "wagle"]  # optional ("none": the whole model); default: all it accepts
 
     [probes]
     families = ["behaviour", "tofu", "relearn"]
-    options = { max_facts = 50, relearn = { steps = 10 } }   # shared options and family.option
+    options = { max_facts = 50, noise_floor = true }   # shared options (noise_floor: a 2nd oracle)
 
-`load_study` validates everything before any model is loaded; a mistake is one error line
-naming the key and what is accepted. `Study.cells()` expands the grid into `Cell`s whose id
-is a content hash of everything that determines the cell's numbers.
+`load_study` validates everything before any model loads (a mistake: one line naming the key);
+`Study.cells()` expands the grid into `Cell`s, each id a hash of what determines its numbers.
 """
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -236,10 +234,13 @@ def parse_study(data: dict, source: str = "<study>") -> Study:
     if unknown:
         fail(unknown[0], f"unknown key; accepted: {', '.join(sorted(_TOP_KEYS))}")
     name = data.get("name")
-    if not isinstance(name, str) or not name or any(c in name for c in "/\\ "):
-        fail("name", "expected a non-empty string without spaces or slashes")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        fail("name", f"{name!r}: expected letters, digits, '.', '_' or '-', starting with a letter or digit "
+                     f"(the name is the run directory's)")
     seeds = _list_of(data.get("seeds", [0]), int, "seeds", fail)
     budgets = _list_of(data.get("budgets", [0.05]), (int, float), "budgets", fail)
+    if min(seeds) < 0:
+        fail("seeds", f"{seeds!r}: expected integers >= 0")
     for b in budgets:
         if not 0 < b <= 1:
             fail("budgets", f"{b!r} is not a fraction in (0, 1]")
@@ -360,6 +361,8 @@ def _list_of(value, typ, key, fail) -> list:
         if not isinstance(v, typ) or isinstance(v, bool):
             name = typ.__name__ if isinstance(typ, type) else "number"
             fail(key, f"{v!r} is not a {name}")
+    if len(set(value)) != len(value):
+        fail(key, f"{value!r} lists a value twice (the same cells would run twice)")
     return value
 
 

@@ -1,0 +1,47 @@
+"""The app touches one directory, its workspace: every path a user types is taken inside it,
+and one that resolves outside (`..`, another absolute path, a link out) is refused."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from workbench.cache import output_dir
+from workbench.errors import WorkbenchInputError
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def app_common(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_RUNS", str(tmp_path / "runs"))
+    spec = importlib.util.spec_from_file_location(
+        "app_common_under_test", Path(__file__).resolve().parents[2] / "app" / "common.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_paths_resolve_inside_the_workspace_or_are_refused(app_common, tmp_path):
+    root = (tmp_path / "runs").resolve()
+    assert app_common.workspace() == root
+    assert app_common.in_workspace("edits/ga", "edit directory") == root / "edits" / "ga"
+    assert app_common.in_workspace(str(root / "default"), "study path") == root / "default"
+    for outside in ("../elsewhere", "edits/../../x", "/etc", str(tmp_path)):
+        with pytest.raises(WorkbenchInputError, match="is outside the app's workspace"):
+            app_common.in_workspace(outside, "edit directory")
+    root.mkdir(parents=True)
+    (root / "link").symlink_to(tmp_path, target_is_directory=True)  # a link that leads out
+    with pytest.raises(WorkbenchInputError, match="outside the app's workspace"):
+        app_common.in_workspace("link/secret", "edit directory")
+
+
+def test_the_app_never_writes_over_a_directory_it_did_not_make(app_common, tmp_path):
+    target = app_common.in_workspace("mine", "edit directory")
+    target.mkdir(parents=True)
+    (target / "notes.txt").write_text("mine")
+    with pytest.raises(WorkbenchInputError, match="holds other files and no edit"):
+        output_dir(target, "edit", "edit.json", option="edit directory", hint="")
+    (target / "edit.json").write_text("{}")  # an edit there is replaced
+    assert output_dir(target, "edit", "edit.json") == target
