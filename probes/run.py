@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import math
+import sys
 import time
 from typing import TYPE_CHECKING, Callable
 
@@ -36,14 +38,34 @@ if TYPE_CHECKING:
 
 
 def _cached(key: dict, measure: Callable[[], dict], use_cache: bool) -> tuple[dict, bool]:
+    """A family's raw measurement of one model, kept in the cache as JSON with its digest: a
+    file that no longer matches its digest (edited, truncated) is named in a warning and
+    measured again, never reported as measured."""
     path = cache.cache_root() / "probes" / f"{key['family']}-{cache.content_hash(key)}.json"
     if use_cache and path.is_file():
-        return json.loads(path.read_text()), True
+        problem = None
+        try:
+            stored = json.loads(path.read_text())
+            if isinstance(stored, dict) and set(stored) == {"raw", "sha256"}:
+                if stored["sha256"] == _digest(stored["raw"]):
+                    return stored["raw"], True
+                problem = "its content does not match its digest"
+            # else: written before digests were kept: measured again, silently
+        except (OSError, ValueError) as exc:
+            problem = f"unreadable: {type(exc).__name__}"
+        if problem:
+            print(f"warning: probe cache file {str(path)!r} is damaged ({problem}): measuring again",
+                  file=sys.stderr)
     raw = measure()
     if use_cache:
         path.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_json(path, raw, sort_keys=False, default=None)  # measurement order; no silent str()
+        # measurement order kept; no silent str() of a value JSON cannot hold
+        cache.write_json(path, {"raw": raw, "sha256": _digest(raw)}, sort_keys=False, default=None)
     return raw, False
+
+
+def _digest(raw) -> str:
+    return hashlib.sha256(json.dumps(raw, sort_keys=True, allow_nan=True).encode()).hexdigest()
 
 
 def resolve_oracle(original: "LoadedModel", oracle, second: bool = False) -> tuple["LoadedModel | None", str]:

@@ -3,7 +3,10 @@
 An entry is a directory named `<kind>/<name>-<hash>`. It is built in a temporary sibling
 directory and renamed into place only when complete, and it holds a `COMPLETE` marker
 written last, so a run killed half-way never leaves an entry a later run trusts. A file lock
-per entry keeps two processes from building the same entry at once.
+per entry keeps two processes from building the same entry at once. The marker is the entry's
+manifest (each file's size and sha256): an entry whose files no longer match it (truncated,
+overwritten, missing) is named in a warning, removed and rebuilt. (An entry written before
+manifests existed holds the marker "ok" and is used as it is.)
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -75,6 +79,50 @@ def is_complete(path: Path) -> bool:
     return (path / MARKER).is_file()
 
 
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def unchanged(path: Path, digest: str | None, recorded_in: str) -> None:
+    """Refuse a file whose sha256 is not the one recorded when it was written (`digest`; None:
+    written before digests were recorded, nothing to compare)."""
+    if digest and file_digest(path) != digest:
+        from .errors import WorkbenchInputError
+        raise WorkbenchInputError(f"{str(path)!r} was changed after it was written (its sha256 no longer matches "
+                                  f"{recorded_in}): write it again rather than use what it holds now")
+
+
+def manifest(entry: Path) -> dict:
+    """{relative path: [size, sha256]} of every file of an entry but its marker."""
+    files = sorted(p for p in entry.rglob("*") if p.is_file() and p.name != MARKER)
+    return {str(p.relative_to(entry)): [p.stat().st_size, file_digest(p)] for p in files}
+
+
+def damage(entry: Path) -> str | None:
+    """What no longer matches the entry's manifest (None: intact, or an entry without one)."""
+    try:
+        text = (entry / MARKER).read_text()
+        if not text.startswith("{"):
+            return None  # written before manifests: nothing to compare with
+        expected = json.loads(text)["files"]
+        for name, (size, digest) in expected.items():
+            f = entry / name
+            if not f.is_file():
+                return f"{name} is missing"
+            if f.stat().st_size != size:
+                return f"{name} has {f.stat().st_size:,} bytes, {size:,} when it was written"
+            if file_digest(f) != digest:
+                return f"{name} was changed since it was written"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"its manifest is unreadable ({type(exc).__name__}: {exc})"
+    return None
+
+
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,11 +137,16 @@ def _locked(path: Path) -> Iterator[None]:
 def get_or_build(path: Path, build: Callable[[Path], None]) -> tuple[Path, bool]:
     """Return (path, built). If the entry is missing, `build(tmp_dir)` fills a temporary
     directory that is then renamed to `path`. Stale temporary directories are removed."""
-    if is_complete(path):
+    if is_complete(path) and damage(path) is None:
         return path, False
     with _locked(path):
         if is_complete(path):
-            return path, False
+            problem = damage(path)
+            if problem is None:
+                return path, False
+            print(f"warning: cache entry {str(path)!r} is damaged ({problem}): removing it and building it again",
+                  file=sys.stderr)
+            shutil.rmtree(path)
         for stale in path.parent.glob(f".tmp-{path.name}-*"):
             shutil.rmtree(stale, ignore_errors=True)
         if path.exists():  # an incomplete entry from some older layout: never trust it
@@ -102,7 +155,11 @@ def get_or_build(path: Path, build: Callable[[Path], None]) -> tuple[Path, bool]
         tmp.mkdir(parents=True)
         try:
             build(tmp)
-            (tmp / MARKER).write_text("ok\n")
+            (tmp / MARKER).write_text(json.dumps({"files": manifest(tmp)}, indent=1))
+            for f in tmp.rglob("*"):  # on disk before the rename makes the entry visible
+                if f.is_file():
+                    with open(f, "rb") as fh:
+                        os.fsync(fh.fileno())
             os.replace(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -115,7 +172,8 @@ def cached(path: Path, make: Callable[[], T], save: Callable[[T, Path], object],
     """A value kept in the cache entry `path`: made and saved into the entry when it is missing
     (or `fresh`), else loaded from it. Returns (value, path, reused)."""
     if fresh and is_complete(path):
-        shutil.rmtree(path)
+        with _locked(path):  # never under another process that is building or reading it
+            shutil.rmtree(path, ignore_errors=True)
     made: list = []
 
     def build(tmp: Path) -> None:

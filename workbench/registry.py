@@ -56,6 +56,8 @@ def _convert(key: str, value: Any, hint: Any, accepted: str) -> Any:
         return _convert(key, value, args[0], accepted)
     if origin is tuple:
         (inner, *_rest) = typing.get_args(hint) or (str,)
+        if not isinstance(value, (str, list, tuple)):
+            raise WorkbenchInputError(f"option {key}={value!r}: expected a comma-separated list or a list")
         items = value.split(",") if isinstance(value, str) else list(value)
         return tuple(_convert(key, v.strip() if isinstance(v, str) else v, inner, accepted) for v in items)
     try:

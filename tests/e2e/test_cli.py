@@ -193,3 +193,47 @@ def test_sae_train_localise_and_cards(tmp_path):
     assert r.stdout.count("feature ") == 3 and "tokens:" in r.stdout
     r = run("sae", "train", "--layer", "one", timeout=120)
     assert r.returncode == 2 and "--layer 'one'" in r.stderr
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:  # the field after the state is the parent's pid
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except OSError:
+        return False
+
+
+def test_sigterm_stops_the_training_children():
+    """SIGTERM to `workbench models prepare` (which trains a model and its oracle twin in two
+    child processes) stops the children too; no training is left running for hours."""
+    import signal
+    import time
+
+    spec = "testbed:dense?people=40&attributes=3&seed=9017&steps=50000"  # never finishes within the test
+    proc = subprocess.Popen([str(EXE), "models", "prepare", spec], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(_children(proc.pid)) < 2:
+        time.sleep(0.5)
+    kids = _children(proc.pid)
+    assert len(kids) == 2, "the two training processes did not start"
+    time.sleep(2)  # inside the training loop
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(60)
+    deadline = time.time() + 30
+    while time.time() < deadline and any(_running(k) for k in kids):
+        time.sleep(0.5)
+    alive = [k for k in kids if _running(k)]
+    assert not alive, f"training children {alive} still run after SIGTERM to their parent"
+    assert proc.returncode != 0

@@ -231,3 +231,49 @@ def test_expert_ablations(mode, small_moe, tmp_path):
         back = Edit.load(edit.save(tmp_path / "e"))
         with back.applied(small_moe.model):
             assert torch.allclose(_logits(small_moe.model, ids), during)
+
+
+def test_a_saved_edit_is_checked_against_the_model_it_is_put_on(small_dense, small_dense_oracle, task, tmp_path):
+    """A saved edit whose tensors were replaced by one-element tensors would be broadcast by
+    `copy_` over whole parameters (forget 0.000: perfect-looking unlearning); an edit made on
+    one model put on another fits every shape and means nothing. Both are refused, in one line."""
+    from safetensors.torch import load_file, save_file
+
+    from workbench.errors import WorkbenchInputError
+
+    edit = apply_operator(small_dense, None, task, "ga", {"steps": 1, "batch_size": 8}, progress=False)
+    path = edit.save(tmp_path / "edit")
+    before = _state(small_dense.model)
+    Edit.load(path).check_model(small_dense.model)  # made on these weights: accepted
+    with pytest.raises(WorkbenchInputError, match="was made on .* not on this model's weights.*--force"):
+        Edit.load(path).check_model(small_dense_oracle.model)
+    Edit.load(path).check_model(small_dense_oracle.model, force=True)  # the user insists
+    tensors = load_file(str(path / "edit.safetensors"))
+    name = next(k for k in tensors if k.startswith("weight::"))
+    tensors[name] = torch.zeros(1)
+    save_file(tensors, str(path / "edit.safetensors"))
+    corrupt = Edit.load(path)
+    with pytest.raises(WorkbenchInputError, match=r"has shape \(1,\), the model's parameter"):
+        with corrupt.applied(small_dense.model):
+            pass
+    with pytest.raises(WorkbenchInputError, match="has shape"):
+        corrupt.baked(small_dense.model)
+    tensors[name] = torch.full(small_dense.model.get_parameter(name.split("::", 1)[1]).shape, float("nan"))
+    save_file(tensors, str(path / "edit.safetensors"))
+    with pytest.raises(WorkbenchInputError, match="not finite"):
+        with Edit.load(path).applied(small_dense.model):
+            pass
+    assert _same(before, _state(small_dense.model)), "a refused edit left something behind"
+
+
+def test_a_localisation_with_scores_that_are_not_finite_is_refused(neurons, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from workbench.errors import WorkbenchInputError
+
+    path = neurons.save(tmp_path / "loc")
+    tensors = load_file(str(path / "scores.safetensors"))
+    tensors["scores"] = torch.full_like(tensors["scores"], float("nan"))
+    save_file(tensors, str(path / "scores.safetensors"))
+    with pytest.raises(WorkbenchInputError, match=r"scores are not finite \(NaN or inf\)"):
+        Localisation.load(path)

@@ -88,3 +88,72 @@ def test_a_value_json_cannot_hold_is_an_error_and_leaves_no_file(tmp_path):
     with pytest.raises(TypeError):
         cache.write_json(path, {"x": object()}, default=None)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("damage", ["zeros inside", "truncated", "removed", "manifest garbled"])
+def test_a_damaged_entry_is_named_removed_and_rebuilt(damage, capsys):
+    """The marker is the entry's manifest (each file's size and sha256): 1 MB of zeros written
+    into a cached weights file, a truncated file or a missing one is noticed on the next use,
+    named in a warning, and the entry is built again (never used as it is)."""
+    path = cache.entry_path("models", "m", "k")
+    calls = []
+
+    def build(tmp):
+        calls.append(tmp)
+        (tmp / "model.safetensors").write_bytes(bytes(range(256)) * 8192)  # 2 MB
+        (tmp / "sub").mkdir()
+        (tmp / "sub" / "info.json").write_text('{"a": 1}')
+
+    cache.get_or_build(path, build)
+    weights = path / "model.safetensors"
+    if damage == "zeros inside":
+        with open(weights, "r+b") as f:
+            f.seek(4096)
+            f.write(bytes(1 << 20))
+    elif damage == "truncated":
+        weights.write_bytes(weights.read_bytes()[:1000])
+    elif damage == "removed":
+        (path / "sub" / "info.json").unlink()
+    else:
+        (path / cache.MARKER).write_text("{not json")
+    assert cache.damage(path) is not None
+    assert cache.get_or_build(path, build) == (path, True) and len(calls) == 2
+    assert f"cache entry {str(path)!r} is damaged" in capsys.readouterr().err
+    assert cache.damage(path) is None and weights.read_bytes() == bytes(range(256)) * 8192
+    assert cache.get_or_build(path, build) == (path, False) and len(calls) == 2  # intact: used as it is
+
+
+def test_an_entry_from_before_manifests_is_used_as_it_is():
+    path = cache.entry_path("models", "old", "k")
+    path.mkdir(parents=True)
+    (path / "w.json").write_text("{}")
+    (path / cache.MARKER).write_text("ok\n")
+    assert cache.damage(path) is None
+    assert cache.get_or_build(path, lambda tmp: pytest.fail("rebuilt an intact old entry")) == (path, False)
+
+
+def test_an_edited_probe_measurement_is_measured_again(capsys):
+    """A probe family's cached raw measurement carries its digest: a value edited in the file
+    is not reported as measured."""
+    import json
+
+    from probes.run import _cached
+
+    key = {"family": "behaviour", "model": "m"}
+    runs = []
+
+    def measure():
+        runs.append(1)
+        return {"accuracy": 0.25, "n": [3, float("nan")]}
+
+    raw, reused = _cached(key, measure, True)
+    assert not reused and runs == [1]
+    raw, reused = _cached(key, measure, True)  # NaN survives the round trip and the digest
+    assert reused and raw["accuracy"] == 0.25 and raw["n"][0] == 3 and raw["n"][1] != raw["n"][1] and len(runs) == 1
+    path = next((cache.cache_root() / "probes").glob("behaviour-*.json"))
+    stored = json.loads(path.read_text())
+    stored["raw"]["accuracy"] = 0.0  # looks like perfect unlearning
+    path.write_text(json.dumps(stored))
+    raw, reused = _cached(key, measure, True)
+    assert not reused and raw["accuracy"] == 0.25 and len(runs) == 2
+    assert "is damaged (its content does not match its digest)" in capsys.readouterr().err

@@ -69,3 +69,11 @@ def test_an_output_directory_that_holds_other_files_is_refused_before_any_work(t
     (tmp_path / "afile").write_text("x")  # a file where a directory is expected
     r = _run(*args, *opt, str(tmp_path / "afile"))
     assert r.exit_code == 2 and "is a file: expected a directory" in r.output, r.output
+
+
+def test_a_file_that_is_not_a_study_store_is_one_line(tmp_path):
+    from workbench.study.report import write_report
+
+    (tmp_path / "study.sqlite").write_text("not a database " * 200)
+    with pytest.raises(WorkbenchInputError, match=r"study store '.*study.sqlite' is not a readable SQLite database"):
+        write_report(tmp_path / "study.sqlite")

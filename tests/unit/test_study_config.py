@@ -215,3 +215,20 @@ def test_pareto_front():
     pts = [(0.1, 0.9), (0.5, 0.95), (0.2, 0.5), (0.0, 0.3), (0.6, 0.6)]
     # (0.2, 0.5) is beaten by (0.1, 0.9); (0.6, 0.6) by (0.5, 0.95)
     assert pareto_front(pts) == [3, 0, 1]
+
+
+def test_seeds_from_the_command_line_replace_the_study_files():
+    """`--seeds 0,1,2` runs (and reports) a study over other seeds than its file's: each cell
+    once per seed, the seed in every seeded option and in the probes' subsample."""
+    from workbench.cli.study import with_seeds
+    from workbench.errors import WorkbenchInputError
+    from workbench.study import load_study
+
+    st = load_study("default")
+    three = with_seeds(st, "0,1,2")
+    assert three.seeds == (0, 1, 2) and len(three.cells()) == 3 * len(st.cells())
+    assert {c.seed for c in three.cells()} == {0, 1, 2} and with_seeds(st, None) is st
+    assert {c.id for c in three.cells() if c.seed == 0} == {c.id for c in st.cells()}  # seed 0: the same cells
+    for bad in ("0,0", "-1", "a,b", ","):
+        with pytest.raises(WorkbenchInputError, match="--seeds"):
+            with_seeds(st, bad)

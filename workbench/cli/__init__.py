@@ -31,6 +31,11 @@ app.command("demo")(demo)
 
 
 def main() -> None:
+    import signal
+
+    def stop(signum, frame):  # SIGTERM as Ctrl-C: every `finally` runs, so training children are stopped
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, stop)
     app()
 
 

@@ -10,7 +10,7 @@ import typer
 
 from .common import command, threads
 from .models import print_quality, print_real
-from .study import print_headline
+from .study import SEEDS_OPT, print_headline, with_seeds
 
 LOOPBACK = "127.0.0.1"
 
@@ -51,7 +51,8 @@ def app_cmd(port: int = typer.Option(8501, help="the port to serve on"),
 @command
 def demo(study: str = typer.Option("default", help="the study to run: a TOML file or a bundled study"),
          out: Optional[str] = typer.Option(None, help="the run directory (default: runs/<study name>)"),
-         smollm2: bool = typer.Option(False, help="also load SmolLM2-135M-Instruct and show what it knows")):
+         smollm2: bool = typer.Option(False, help="also load SmolLM2-135M-Instruct and show what it knows"),
+         seeds: Optional[str] = SEEDS_OPT):
     """The whole story on the embedded default: train the testbed models and their oracle
     twins (once, cached), run the default study (every localiser, the main operators, the core
     probes incl. a relearning attack, each next to the original and the oracle), print the
@@ -62,7 +63,7 @@ def demo(study: str = typer.Option("default", help="the study to run: a TOML fil
 
     threads()
     t0 = time.time()
-    st = load_study(study)
+    st = with_seeds(load_study(study), seeds)
     typer.echo("[1/4] the testbed models and their oracle twins (trained once, two at a time, then cached)")
     specs = prepare_testbeds([m.spec for m in st.models])
     for tb in specs:

@@ -23,6 +23,7 @@ def probe_cmd(
                                                 "seed, trained the first time): its reference metrics against the "
                                                 "oracle are the noise floor"),
     fresh: bool = typer.Option(False, help="recompute even if the cache holds the measurements"),
+    force: bool = typer.Option(False, help="apply --edit even if it was made on other weights than this model's"),
     list_: bool = typer.Option(False, "--list", help="list the probe families and the options"),
 ):
     """Probe the original, the edited and the oracle model side by side: behaviour, TOFU and
@@ -53,6 +54,8 @@ def probe_cmd(
         from ..edit import Edit
         edit_obj = Edit.load(edit)
     pipe, loaded, forget_task = model_and_task(model, task)
+    if edit_obj is not None:
+        edit_obj.check_model(loaded.model, force)  # the shapes are checked whenever it is put on
     typer.echo(forget_task.summary())
     result = pipe.probe(loaded, forget_task, edit=edit_obj, config=config,
                         oracle=None if oracle == "none" else oracle, use_cache=not fresh,

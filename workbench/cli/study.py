@@ -12,9 +12,26 @@ study_app = typer.Typer(no_args_is_help=True, help="Scripted ablation studies: r
 
 _STUDY_ARG = typer.Argument(..., help="a study TOML file, a bundled study (default, quick), or a run directory")
 _OUT_OPT = typer.Option(None, "--out", help="the run directory (default: runs/<study name>)")
+SEEDS_OPT = typer.Option(None, "--seeds", help="comma-separated seeds in place of the study file's, e.g. 0,1,2 "
+                                               "(the intervals over seeds; status and report need the same)")
 
 
-def _study_store(study: str, out: Optional[str]):
+def with_seeds(st, seeds: Optional[str]):
+    """The study with `--seeds` in place of its own (distinct integers >= 0), or as it is."""
+    import dataclasses
+
+    if not seeds:
+        return st
+    try:
+        values = [int(x) for x in seeds.split(",") if x.strip()]
+    except ValueError:
+        values = []
+    if not values or len(set(values)) != len(values) or min(values) < 0:
+        raise WorkbenchInputError(f"--seeds {seeds!r}: expected distinct integers >= 0, comma-separated, e.g. 0,1,2")
+    return dataclasses.replace(st, seeds=tuple(values))
+
+
+def _study_store(study: str, out: Optional[str], seeds: Optional[str] = None):
     """(Study or None, run directory) for a study file / bundled name / run directory."""
     from pathlib import Path
 
@@ -25,7 +42,7 @@ def _study_store(study: str, out: Optional[str]):
         return None, p
     if p.is_file() and p.suffix in (".sqlite", ".db"):
         return None, p.parent
-    st = load_study(study)
+    st = with_seeds(load_study(study), seeds)
     return st, Path(out) if out else default_out(st)
 
 
@@ -36,14 +53,15 @@ def study_run(study: str = _STUDY_ARG, out: Optional[str] = _OUT_OPT,
               workers: int = typer.Option(1, help="process executor: worker processes"),
               address: Optional[str] = typer.Option(None, help="ray executor: the cluster address (default: a local Ray)"),
               report: bool = typer.Option(True, help="write the HTML report when done"),
-              retry_failed: bool = typer.Option(True, help="rerun cells that failed before")):
+              retry_failed: bool = typer.Option(True, help="rerun cells that failed before"),
+              seeds: Optional[str] = SEEDS_OPT):
     """Run a study: every cell not yet in the store (localise -> edit -> probe); a killed run
     resumes where it stopped. Prints the headline table and writes the report."""
     from ..study import EXECUTORS, load_study, run_study
 
     if executor not in EXECUTORS:
         raise WorkbenchInputError(f"--executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
-    st = load_study(study)
+    st = with_seeds(load_study(study), seeds)
     threads()
     run = run_study(st, out=out, executor=executor, workers=workers, address=address, retry_failed=retry_failed)
     typer.echo(f"\nstudy {st.name}: {len(run.cells)} cells, {len(run.ran)} run now, {len(run.skipped)} already "
@@ -87,11 +105,11 @@ def print_headline(store_path, ids=None) -> None:
 
 @study_app.command("status")
 @command
-def study_status(study: str = _STUDY_ARG, out: Optional[str] = _OUT_OPT):
+def study_status(study: str = _STUDY_ARG, out: Optional[str] = _OUT_OPT, seeds: Optional[str] = SEEDS_OPT):
     """Which cells are done, failed or still to run."""
     from ..study import Store
 
-    st, run_dir = _study_store(study, out)
+    st, run_dir = _study_store(study, out, seeds)
     stored = {}
     if (run_dir / "study.sqlite").is_file():
         with Store(run_dir / "study.sqlite") as store:
@@ -115,11 +133,12 @@ def study_status(study: str = _STUDY_ARG, out: Optional[str] = _OUT_OPT):
 @study_app.command("report")
 @command
 def study_report(study: str = _STUDY_ARG, out: Optional[str] = _OUT_OPT,
-                 html: Optional[str] = typer.Option(None, help="where to write the HTML (default: <run dir>/report.html)")):
+                 html: Optional[str] = typer.Option(None, help="where to write the HTML (default: <run dir>/report.html)"),
+                 seeds: Optional[str] = SEEDS_OPT):
     """Write the study's self-contained HTML report (plotly figures + a sortable table)."""
     from ..study import write_report
 
-    st, run_dir = _study_store(study, out)
+    st, run_dir = _study_store(study, out, seeds)
     ids = [c.id for c in st.cells()] if st is not None else None
     path = write_report(run_dir / "study.sqlite", html, ids=ids)
     print_headline(run_dir / "study.sqlite", ids)
@@ -130,14 +149,15 @@ def study_report(study: str = _STUDY_ARG, out: Optional[str] = _OUT_OPT,
 @command
 def study_export(study: str = _STUDY_ARG, out: Optional[str] = _OUT_OPT,
                  file: str = typer.Option(..., "--file", "-f", help="output file (.csv or .parquet)"),
-                 format: Optional[str] = typer.Option(None, help="csv | parquet (default: from the file name)")):
+                 format: Optional[str] = typer.Option(None, help="csv | parquet (default: from the file name)"),
+                 seeds: Optional[str] = SEEDS_OPT):
     """Export one row per cell (coordinates + every metric per role) as CSV or Parquet."""
     from ..study import Store
 
     fmt = format or file.rsplit(".", 1)[-1].lower()
     if fmt not in ("csv", "parquet"):
         raise WorkbenchInputError(f"export format {fmt!r}: expected csv or parquet")
-    st, run_dir = _study_store(study, out)
+    st, run_dir = _study_store(study, out, seeds)
     if not (run_dir / "study.sqlite").is_file():
         raise MissingInputError(f"study store {str(run_dir / 'study.sqlite')!r} does not exist: run the study first")
     import pandas as pd

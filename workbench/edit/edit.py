@@ -26,7 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..cache import replacing
+from ..cache import file_digest, replacing, unchanged
 from ..errors import MissingInputError, WorkbenchInputError
 from ..hooks import HookSession
 from .interventions import Intervention, bake
@@ -60,6 +60,35 @@ class Edit:
         return h.hexdigest()[:16]
 
     # -- applying -------------------------------------------------------------------------
+    def check_fits(self, model: nn.Module) -> None:
+        """Refuse an edit whose new weights do not fit `model`: a parameter the model lacks, a
+        tensor of another shape (`copy_` would broadcast a one-element tensor over the whole
+        parameter), or a value that is not finite. Checked every time an edit is put on."""
+        params = dict(model.named_parameters())
+        for n, t in self.weights.items():
+            where = f"edit {self.operator!r}: weight {n!r}"
+            if n not in params:
+                raise WorkbenchInputError(f"{where} is not a parameter of this model: the edit was made for another "
+                                          f"architecture")
+            if tuple(t.shape) != tuple(params[n].shape):
+                raise WorkbenchInputError(f"{where} has shape {tuple(t.shape)}, the model's parameter "
+                                          f"{tuple(params[n].shape)}: the edit was made for another model, or its "
+                                          f"file was changed")
+            if not torch.isfinite(t).all():
+                raise WorkbenchInputError(f"{where} holds values that are not finite (NaN or inf)")
+
+    def check_model(self, model: nn.Module, force: bool = False) -> None:
+        """Refuse (unless `force`) an edit made on other weights than `model`'s: its provenance
+        records the fingerprint of the model it was computed on. An edit of one testbed model
+        put on another (e.g. the oracle) fits every shape and means nothing."""
+        from ..models.readouts import model_fingerprint
+
+        made_on = self.provenance.get("model_hash")
+        if made_on and not force and made_on != model_fingerprint(model):
+            raise WorkbenchInputError(f"edit {self.operator!r} was made on {self.provenance.get('model', 'another model')!r} "
+                                      f"(weights {made_on}), not on this model's weights "
+                                      f"({model_fingerprint(model)}); pass --force to apply it anyway")
+
     def apply(self, model: nn.Module) -> "AppliedEdit":
         return AppliedEdit(self, model)
 
@@ -87,7 +116,7 @@ class Edit:
             save_file(tensors, str(tmp))
         meta = {"format_version": FORMAT_VERSION, "operator": self.operator, "config": self.config,
                 "weights": list(self.weights), "interventions": [iv.to_json() for iv in self.interventions],
-                "provenance": self.provenance}
+                "provenance": self.provenance, "tensors_sha256": file_digest(path / "edit.safetensors")}
         with replacing(path / "edit.json") as tmp:
             tmp.write_text(json.dumps(meta, indent=1, sort_keys=True))
         return path
@@ -102,16 +131,20 @@ class Edit:
             meta = json.loads((path / "edit.json").read_text())
             if meta.get("format_version") != FORMAT_VERSION:
                 raise WorkbenchInputError(f"format_version {meta.get('format_version')!r}, expected {FORMAT_VERSION}")
+            unchanged(path / "edit.safetensors", meta.get("tensors_sha256"), "edit.json")
             tensors = load_file(str(path / "edit.safetensors"))
             ivs = [Intervention.from_json(d, tensors.get(f"intervention::{i}"))
                    for i, d in enumerate(meta["interventions"])]
             return cls(meta["operator"], {n: tensors[f"weight::{n}"] for n in meta["weights"]}, ivs,
                        meta["provenance"], meta["config"])
+        except WorkbenchInputError as exc:
+            raise WorkbenchInputError(f"edit {str(path)!r}: {exc}") from None
         except (ValueError, TypeError, KeyError, OSError, SafetensorError) as exc:  # a malformed file
             raise WorkbenchInputError(f"edit {str(path)!r} is not readable: {type(exc).__name__}: {exc}") from None
 
     def baked(self, model: nn.Module) -> nn.Module:
         """A copy of `model` with the edit's weights and its interventions folded in."""
+        self.check_fits(model)
         model = copy.deepcopy(model)
         with torch.no_grad():
             for n, t in self.weights.items():
@@ -131,6 +164,7 @@ class AppliedEdit:
     """An edit in force on a model; `revert()` restores the exact original state."""
 
     def __init__(self, edit: Edit, model: nn.Module):
+        edit.check_fits(model)
         self.model = model
         self.saved = {n: model.get_parameter(n).detach().clone() for n in edit.weights}
         with torch.no_grad():

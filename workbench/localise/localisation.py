@@ -21,7 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..cache import replacing
+from ..cache import file_digest, replacing, unchanged
 from ..errors import MissingInputError, WorkbenchInputError
 from ..models.arch import component_weights, resolve, weight_sites
 from ..sites import HookSite, Site, SiteKind, coarse
@@ -242,7 +242,8 @@ class Localisation:
         with replacing(path / "scores.safetensors") as tmp:  # each file written whole, or not at all
             save_file(tensors, str(tmp))
         meta = {"format_version": FORMAT_VERSION, "sites": [str(s) for s in self.sites],
-                "weights": list(self.weight_scores), "provenance": self.provenance}
+                "weights": list(self.weight_scores), "provenance": self.provenance,
+                "tensors_sha256": file_digest(path / "scores.safetensors")}
         with replacing(path / "localisation.json") as tmp:
             tmp.write_text(json.dumps(meta, indent=1, sort_keys=True))
         return path
@@ -259,10 +260,18 @@ class Localisation:
             meta = json.loads(meta_file.read_text())
             if meta.get("format_version") not in READABLE:
                 raise WorkbenchInputError(f"format_version {meta.get('format_version')!r}, expected one of {READABLE}")
+            unchanged(tensor_file, meta.get("tensors_sha256"), "localisation.json")
             tensors = load_file(str(tensor_file))
             weights = {n: tensors[f"weight::{n}"] for n in meta["weights"]}
             sites = tuple(Site.parse(s) for s in meta["sites"])
+            for name, t in {"scores": tensors["scores"], **weights}.items():
+                bad = int((~torch.isfinite(t.float())).sum())
+                if bad:  # NaN or inf scores rank nothing: a broken run or an edited file
+                    raise WorkbenchInputError(f"{bad} of {t.numel()} {name} are not finite (NaN or inf): it cannot "
+                                              f"rank sites; localise again (--fresh)")
             return cls(sites, tensors["scores"], meta["provenance"], weights)
+        except WorkbenchInputError as exc:
+            raise WorkbenchInputError(f"localisation {str(path)!r}: {exc}") from None
         except (ValueError, TypeError, KeyError, OSError, SafetensorError) as exc:  # a malformed file
             raise WorkbenchInputError(f"localisation {str(path)!r} is not readable: {type(exc).__name__}: "
                                       f"{exc}") from None

@@ -122,7 +122,8 @@ class TestbedSpec:
 
     def __str__(self) -> str:
         default = WorldConfig()
-        parts = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+        # every digit (the spec names the model), and 1e+10 as 1e10: a query string reads "+" as a space
+        parts = [f"{k}={_number(v)}" if isinstance(v, float) else f"{k}={v}"
                  for k, v in asdict(self.world).items() if v != getattr(default, k)]
         if self.oracle:
             parts.append("oracle=1")
@@ -159,6 +160,11 @@ class TestbedSpec:
     def cache_path(self) -> Path:
         name = f"testbed-{self.arch}" + ("-oracle" if self.oracle else "")
         return cache.entry_path("models", name, cache.content_hash(self.recipe()))
+
+
+def _number(v: float) -> str:
+    """A float as the shortest text that reads back as the same float (2.0 as 2)."""
+    return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v).replace("e+", "e")
 
 
 def untrained_model(arch: str, tok):

@@ -249,10 +249,17 @@ def _process(payloads, stored, bar, workers: int, **_):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
         futures = [pool.submit(run_cell, p) for p in payloads]
         for f in as_completed(futures):
             stored(f.result())
+    except BaseException:  # interrupted (Ctrl-C, SIGTERM): stop the workers now, not after their cells
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            proc.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def _ray(payloads, stored, bar, threads: int, address: str | None = None, **_):

@@ -16,6 +16,7 @@ Tables
 """
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import time
@@ -59,20 +60,25 @@ class Store:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA foreign_keys=ON")
-        with self.transaction():
-            for statement in _statements():
-                self.conn.execute(statement)
-            self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            if self.meta("schema_version") == "1":  # intervals arrived in version 2: keep every stored cell
-                for col in ("low", "high"):
-                    self.conn.execute(f"ALTER TABLE metrics ADD COLUMN {col} REAL")
-                self.conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
-        version = self.meta("schema_version")
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self.conn.row_factory = sqlite3.Row
+            self.conn.text_factory = lambda b: b.decode(errors="replace")  # damaged text is not a traceback
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            with self.transaction():
+                for statement in _statements():
+                    self.conn.execute(statement)
+                self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                if self.meta("schema_version") == "1":  # intervals arrived in version 2: keep every stored cell
+                    for col in ("low", "high"):
+                        self.conn.execute(f"ALTER TABLE metrics ADD COLUMN {col} REAL")
+                    self.conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+            version = self.meta("schema_version")
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # not a SQLite file, or a damaged one
+            raise WorkbenchInputError(f"study store {str(self.path)!r} is not a readable SQLite database "
+                                      f"({exc}): expected a study.sqlite written by `workbench study run`") from None
         if version != str(SCHEMA_VERSION):
             raise WorkbenchInputError(f"study store {str(self.path)!r}: schema version {version}, expected {SCHEMA_VERSION}")
 
@@ -171,6 +177,25 @@ class Store:
             flat = {k: (json.dumps(v, sort_keys=True) if isinstance(v, dict) else v) for k, v in r.items()}
             out.append({**flat, **values.get(r["cell_id"], {})})
         return out
+
+
+def _reading(method):
+    """A damaged store (a malformed page, a value that is not the JSON it should be) met while
+    reading becomes one line naming the store, not a traceback."""
+    @functools.wraps(method)
+    def read(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.DatabaseError, UnicodeDecodeError, TypeError, ValueError) as exc:
+            if isinstance(exc, WorkbenchInputError):
+                raise
+            raise WorkbenchInputError(f"study store {str(self.path)!r} is damaged ({type(exc).__name__}: {exc}); "
+                                      f"rerun the study into a new run directory") from None
+    return read
+
+
+for _name in ("meta", "status", "cells", "metrics", "value", "curves", "wide"):
+    setattr(Store, _name, _reading(getattr(Store, _name)))
 
 
 def _statements() -> list[str]:
