@@ -75,13 +75,14 @@ def _convert(key: str, value: Any, hint: Any, accepted: str) -> Any:
             return int(value)
         if hint is float:
             number = float(value)
-            if not math.isfinite(number):  # nan or inf would change an option's meaning silently
-                raise WorkbenchInputError(f"option {key}={value!r}: expected a finite number")
-            return number
+            if math.isfinite(number):
+                return number
         if hint is str:
             return str(value)
     except (TypeError, ValueError):
         raise WorkbenchInputError(f"option {key}={value!r}: expected {getattr(hint, '__name__', hint)}") from None
+    if hint is float:  # nan or inf would change an option's meaning silently
+        raise WorkbenchInputError(f"option {key}={value!r}: expected a finite number")
     return value
 
 

@@ -43,7 +43,7 @@ def edit_cmd(
     config_from_dict(OPERATORS.get(operator).Config, options)
     target = output_dir(out, "edit", "edit.json", force) if out else None  # refused before any model loads
     if export:
-        output_dir(export, "HF checkpoint", "config.json", force)
+        output_dir(export, "HF checkpoint", "config.json", force, option="--export")
     loc = None
     if localisation:
         from ..localise import Localisation
