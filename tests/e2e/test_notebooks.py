@@ -69,7 +69,7 @@ def test_the_generator_refuses_a_conclusion_that_compares_point_values():
     number written into the text does. A single value against a threshold stays allowed."""
     generator = NOTEBOOKS[0].parent / ".make_notebooks.py"
     source = generator.read_text()
-    rules: dict = {}
+    rules: dict = {"__file__": str(generator), "__name__": "notebook_rules"}
     exec(compile(source[:source.index("RELATIONS_ONE = [")], str(generator), "exec"), rules)  # the rules only
     point = rules["point_comparisons"]
     assert point('assert m["npo forget"] < m["oracle forget"]') == ["m['npo forget'] < m['oracle forget']"]

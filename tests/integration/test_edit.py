@@ -233,6 +233,17 @@ def test_expert_ablations(mode, small_moe, tmp_path):
             assert torch.allclose(_logits(small_moe.model, ids), during)
 
 
+def _redigest(tensors, meta_file) -> None:
+    """Record the tensors file's current sha256 in its JSON, as a writer of those tensors would."""
+    import json
+
+    from workbench.cache import file_digest
+
+    meta = json.loads(meta_file.read_text())
+    meta["tensors_sha256"] = file_digest(tensors)
+    meta_file.write_text(json.dumps(meta))
+
+
 def test_a_saved_edit_is_checked_against_the_model_it_is_put_on(small_dense, small_dense_oracle, task, tmp_path):
     """A saved edit whose tensors were replaced by one-element tensors would be broadcast by
     `copy_` over whole parameters (forget 0.000: perfect-looking unlearning); an edit made on
@@ -252,6 +263,9 @@ def test_a_saved_edit_is_checked_against_the_model_it_is_put_on(small_dense, sma
     name = next(k for k in tensors if k.startswith("weight::"))
     tensors[name] = torch.zeros(1)
     save_file(tensors, str(path / "edit.safetensors"))
+    with pytest.raises(WorkbenchInputError, match="was changed after it was written"):  # the digest sees it first
+        Edit.load(path)
+    _redigest(path / "edit.safetensors", path / "edit.json")  # a consistent file made for another model
     corrupt = Edit.load(path)
     with pytest.raises(WorkbenchInputError, match=r"has shape \(1,\), the model's parameter"):
         with corrupt.applied(small_dense.model):
@@ -260,6 +274,7 @@ def test_a_saved_edit_is_checked_against_the_model_it_is_put_on(small_dense, sma
         corrupt.baked(small_dense.model)
     tensors[name] = torch.full(small_dense.model.get_parameter(name.split("::", 1)[1]).shape, float("nan"))
     save_file(tensors, str(path / "edit.safetensors"))
+    _redigest(path / "edit.safetensors", path / "edit.json")
     with pytest.raises(WorkbenchInputError, match="not finite"):
         with Edit.load(path).applied(small_dense.model):
             pass
@@ -275,5 +290,6 @@ def test_a_localisation_with_scores_that_are_not_finite_is_refused(neurons, tmp_
     tensors = load_file(str(path / "scores.safetensors"))
     tensors["scores"] = torch.full_like(tensors["scores"], float("nan"))
     save_file(tensors, str(path / "scores.safetensors"))
+    _redigest(path / "scores.safetensors", path / "localisation.json")  # as a broken run would write it
     with pytest.raises(WorkbenchInputError, match=r"scores are not finite \(NaN or inf\)"):
         Localisation.load(path)
