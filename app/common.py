@@ -17,6 +17,7 @@ if str(ROOT) not in sys.path:  # the app runs from a checkout: the library sits 
     sys.path.insert(0, str(ROOT))
 
 MODELS = ["testbed:dense", "testbed:moe", "smollm2-135m-instruct"]
+MAX_MODELS = 4  # models the app keeps loaded (a model, its oracle, the second oracle, one more)
 
 
 @st.cache_resource(show_spinner=False)
@@ -26,7 +27,7 @@ def pipeline():
     from workbench.pipeline import Pipeline
 
     use_cores()
-    return Pipeline(progress=False)
+    return Pipeline(progress=False, max_models=MAX_MODELS)
 
 
 def load_model(spec: str):

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .edit import Edit, apply_operator_cached
+from .errors import WorkbenchInputError
 from .faithfulness import CheckTable, check
 from .localise import Localisation, localise_cached
 from .models import LoadedModel, load
@@ -57,12 +58,16 @@ class CellResult:
 
 
 class Pipeline:
-    """Loaded models (kept per spec, so the oracle and repeated calls load once) and the
-    cached stages."""
+    """Loaded models (kept per spec, so the oracle and repeated calls load once; at most
+    `max_models` of them, the least recently used let go first) and the cached stages."""
 
-    def __init__(self, progress: bool = True):
+    def __init__(self, progress: bool = True, max_models: int | None = None):
+        if max_models is not None and max_models < 1:
+            raise WorkbenchInputError(f"max_models={max_models}: expected a positive integer or None")
         self.progress = progress
+        self.max_models = max_models
         self._models: dict[str, LoadedModel] = {}
+        self._recent: list[LoadedModel] = []  # distinct loaded models, least recently used first
         self._lock = threading.Lock()  # the app shares one pipeline between sessions
 
     # -- models and tasks -----------------------------------------------------------------
@@ -71,7 +76,12 @@ class Pipeline:
             if spec not in self._models:
                 loaded = load(spec, progress=self.progress)
                 self._models[spec] = self._models[loaded.spec] = loaded
-            return self._models[spec]
+            loaded = self._models[spec]
+            self._recent = [m for m in self._recent if m is not loaded] + [loaded]
+            while self.max_models is not None and len(self._recent) > self.max_models:
+                old = self._recent.pop(0)
+                self._models = {k: m for k, m in self._models.items() if m is not old}
+            return loaded
 
     def oracle(self, loaded: LoadedModel) -> LoadedModel | None:
         """The model's oracle twin (trained without the forget set), where one exists."""

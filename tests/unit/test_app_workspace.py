@@ -45,3 +45,24 @@ def test_the_app_never_writes_over_a_directory_it_did_not_make(app_common, tmp_p
         output_dir(target, "edit", "edit.json", option="edit directory", hint="")
     (target / "edit.json").write_text("{}")  # an edit there is replaced
     assert output_dir(target, "edit", "edit.json") == target
+
+
+def test_the_app_keeps_a_bounded_number_of_models_loaded(app_common, monkeypatch):
+    """The app's pipeline lets the least recently used model go beyond `MAX_MODELS`."""
+    from types import SimpleNamespace
+
+    import workbench.pipeline as pipeline
+
+    loads = []
+    monkeypatch.setattr(pipeline, "load", lambda spec, progress=True: loads.append(spec) or SimpleNamespace(spec=spec))
+    pipe = pipeline.Pipeline(progress=False, max_models=2)
+    a = pipe.model("a")
+    pipe.model("b")
+    assert pipe.model("a") is a and loads == ["a", "b"]  # kept: a is now the most recent
+    pipe.model("c")  # b, the least recently used, is let go
+    assert pipe.model("a") is a and loads == ["a", "b", "c"]
+    pipe.model("b")
+    assert loads == ["a", "b", "c", "b"]
+    assert app_common.MAX_MODELS >= 3  # a model, its oracle and the second oracle fit
+    with pytest.raises(WorkbenchInputError, match="max_models=0"):
+        pipeline.Pipeline(max_models=0)
