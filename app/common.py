@@ -98,6 +98,15 @@ def in_workspace(text: str, what: str) -> Path:
     return path
 
 
+def app_model(spec: str) -> str:
+    """A model spec the app may load: a known spec, a testbed spec or a hub id as given; a local
+    directory only inside the workspace (the app has no login: it reads no other path)."""
+    text = spec.strip()
+    if text.startswith(("/", ".", "~")) or Path(text).exists():
+        return str(in_workspace(str(Path(text).expanduser()), "model directory"))
+    return text
+
+
 def run_safely(fn, *args, **kwargs):
     """Call fn; a user mistake (`WorkbenchInputError`) becomes a one-line error box. Anything
     else is a bug: an error box that says so (the traceback goes to the server's log).

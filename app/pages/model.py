@@ -6,7 +6,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import streamlit as st  # noqa: E402
 
-from common import MODELS, load_model, progress, run_safely, state  # noqa: E402
+from common import MODELS, app_model, load_model, progress, run_safely, state  # noqa: E402
 
 ss = state()
 st.title("Model & task")
@@ -17,9 +17,11 @@ task_name = st.text_input("forget task", ss.task_name, key="task_input",
                           help="default (the model's own task) or real:TOPIC (e.g. real:France, pretrained models)")
 if st.button("Load", type="primary", key="load"):
     with progress("loading", "load"):
+        typed = spec
+        spec = run_safely(app_model, spec) if spec else None  # a local directory: inside the workspace only
         loaded = run_safely(load_model, spec) if spec else None
         task = run_safely(loaded.task, task_name) if loaded is not None else None
-    if not spec:
+    if not typed:
         st.error("model: give a model path or hub id")
     if task is not None:
         if ss.model_spec != spec or ss.task_name != task_name:

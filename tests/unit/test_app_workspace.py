@@ -66,3 +66,14 @@ def test_the_app_keeps_a_bounded_number_of_models_loaded(app_common, monkeypatch
     assert app_common.MAX_MODELS >= 3  # a model, its oracle and the second oracle fit
     with pytest.raises(WorkbenchInputError, match="max_models=0"):
         pipeline.Pipeline(max_models=0)
+
+
+def test_the_app_loads_a_local_model_directory_only_from_its_workspace(app_common, tmp_path):
+    assert app_common.app_model("testbed:dense?people=40") == "testbed:dense?people=40"  # specs as given
+    assert app_common.app_model("org/name") == "org/name"  # a hub id (not a path on this machine)
+    inside = app_common.in_workspace("models/mine", "model directory")
+    inside.mkdir(parents=True)
+    assert app_common.app_model(str(inside)) == str(inside)
+    for outside in (str(tmp_path), "/etc", "../elsewhere", "~"):
+        with pytest.raises(WorkbenchInputError, match="model directory .* is outside the app's workspace"):
+            app_common.app_model(outside)
