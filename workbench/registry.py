@@ -105,9 +105,10 @@ def config_from_dict(cls: type[T], values: dict[str, Any] | None) -> T:
 
 
 def check_positive(config, *keys: str) -> None:
-    """Each named option of `config` must be a positive integer (for a config's `check`)."""
+    """Each named option of `config` must be a positive integer (for a config's `check`); an
+    unset option (None) passes."""
     for key in keys:
-        if getattr(config, key) < 1:
+        if getattr(config, key) is not None and getattr(config, key) < 1:
             raise WorkbenchInputError(f"option {key}={getattr(config, key)}: expected a positive integer")
 
 

@@ -72,15 +72,25 @@ def _outward_addresses() -> list[str]:
     return sorted(a for a in found if not a.startswith("127."))
 
 
+def _listening_addresses(port: int) -> set[str]:
+    """The local addresses (hex, as /proc/net/tcp{,6} write them) of sockets listening on `port`."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.rsplit(":", 1)
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
 def test_the_app_serves_this_machine_only(server):
-    """`workbench app` binds the loopback address: the app answers on 127.0.0.1 and refuses a
-    connection on every other address of the machine (it has no login)."""
+    """`workbench app` binds the loopback address: its listening socket is on 127.0.0.1 only,
+    and a connection to any other address of the machine is refused (it has no login)."""
     port = int(server.rsplit(":", 1)[1])
-    outward = _outward_addresses()
-    if not outward:
-        pytest.skip("this machine has no non-loopback IPv4 address to try")
     assert urllib.request.urlopen(f"{server}/_stcore/health", timeout=5).status == 200
-    for address in outward:
+    assert _listening_addresses(port) == {"0100007F"}, _listening_addresses(port)  # 127.0.0.1, little-endian hex
+    for address in _outward_addresses():  # this machine's other addresses, where it has any
         with socket.socket() as s:
             s.settimeout(5)
             with pytest.raises(OSError):

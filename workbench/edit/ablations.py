@@ -42,10 +42,8 @@ class AblateConfig:
     seed: int = 0
 
     def check(self):
-        check_positive(self, "bank", "max_facts")
+        check_positive(self, "bank", "max_facts", "k")
         check_range(self, "fraction", 0, 1, low_open=True)
-        if self.k is not None:
-            check_positive(self, "k")
 
 
 def zeroed_weights(model, masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -99,14 +99,12 @@ class FineTuneConfig:
     kind: ClassVar[str] = ""
 
     def check(self):
-        check_positive(self, "steps", "batch_size", "eval_facts")
+        check_positive(self, "steps", "batch_size", "eval_facts", "k")
         check_range(self, "lr", 0, low_open=True)
         check_range(self, "fraction", 0, 1, low_open=True)
         for key in ("forget_weight", "weight_decay", "max_grad_norm", "eval_every"):  # max_grad_norm 0: no clipping
             check_range(self, key, 0)
         check_range(self, "collapse_retain", 0, 1)
-        if self.k is not None:
-            check_positive(self, "k")
         for key, low, high, *open_ in getattr(self, "RANGES", ()):  # a loss's own options: (key, low, high[, open])
             check_range(self, key, low, high, low_open=bool(open_ and open_[0]))
 

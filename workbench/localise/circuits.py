@@ -64,9 +64,7 @@ class CircuitConfig:
         check_range(self, "noise_scale", 0)
         check_range(self, "contrast", 0)
         check_range(self, "probe_threshold", 0, 1, low_open=True)
-        check_positive(self, "batch_size")
-        if self.max_facts is not None:
-            check_positive(self, "max_facts")
+        check_positive(self, "batch_size", "max_facts")
 
     @property
     def node_kinds(self) -> tuple[str, ...]:

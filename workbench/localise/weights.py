@@ -65,9 +65,7 @@ class WeightConfig:
     def check(self):
         check_range(self, "gamma", 0, low_open=True)
         check_range(self, "eps", 0, low_open=True)
-        check_positive(self, "batch_size")
-        if self.max_facts is not None:
-            check_positive(self, "max_facts")
+        check_positive(self, "batch_size", "max_facts")
 
 
 class _WeightLocaliser(Localiser):
