@@ -105,7 +105,10 @@ FIGURES = {"relearning": figure_relearning, "latent": figure_latent, "traces": f
 
 
 def write_figures(result: ProbeResult, out: str | Path) -> list[Path]:
-    """Every figure the result has data for, as self-contained HTML files."""
+    """Every figure the result has data for, as self-contained HTML files (each written to a
+    temporary file, fsynced and renamed)."""
+    from workbench.cache import replacing
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -114,6 +117,15 @@ def write_figures(result: ProbeResult, out: str | Path) -> list[Path]:
         if not fig.data:
             continue
         p = out / f"{name}.html"
-        fig.write_html(p, include_plotlyjs=True, full_html=True)
+        with replacing(p) as tmp:
+            fig.write_html(tmp, include_plotlyjs=True, full_html=True)
         paths.append(p)
     return paths
+
+
+def is_figures_dir(path: Path) -> bool:
+    """Whether a directory holds only probe figures (what `workbench probe --figures` may
+    write into again)."""
+    names = {f"{name}.html" for name in FIGURES}
+    files = [p for p in Path(path).iterdir() if not p.name.startswith(".")]
+    return bool(files) and all(p.is_file() and p.name in names for p in files)

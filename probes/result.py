@@ -134,12 +134,22 @@ class ProbeResult:
         return cls(**d)
 
     def save(self, path: str | Path) -> Path:
+        from workbench.cache import replacing
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1, allow_nan=False))
-        tmp.replace(path)
+        with replacing(path) as tmp:
+            tmp.write_text(json.dumps(self.to_dict(), indent=1, allow_nan=False))
         return path
+
+    @classmethod
+    def is_result_file(cls, path: str | Path) -> bool:
+        """Whether `path` holds a probe result (what `--json` may replace)."""
+        try:
+            cls.load(path)
+        except Exception:
+            return False
+        return True
 
     @classmethod
     def load(cls, path: str | Path) -> "ProbeResult":

@@ -53,22 +53,56 @@ def replacing(path: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def output_dir(out: str | Path, kind: str, marker: str, force: bool = False, option: str = "--out",
+def output_dir(out: str | Path, kind: str, marker: str | Callable[[Path], bool], force: bool = False,
+               option: str = "--out",
                hint: str = "--force writes the {kind}'s files into it (nothing else there is deleted)") -> Path:
-    """Where an artefact of `kind` (told apart by its `marker` file) may be written: a new or
-    empty directory, or one that holds an artefact of the same kind (whose files are then
-    replaced). Any other directory is refused, before anything is computed, unless `force`:
-    the workbench never deletes, nor mixes into, what it did not write."""
+    """Where an artefact of `kind` (told apart by its `marker` file, or by `marker(dir)` when it
+    is a function) may be written: a new or empty directory, or one that holds an artefact of
+    the same kind (whose files are then replaced). Any other directory is refused, before
+    anything is computed, unless `force`: the workbench never deletes, nor mixes into, what it
+    did not write."""
     from .errors import WorkbenchInputError
 
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise WorkbenchInputError(f"{option} {str(out)!r} is a file: expected a directory for the {kind}")
-    if path.is_dir() and any(path.iterdir()) and not (path / marker).is_file() and not force:
-        raise WorkbenchInputError(f"{option} {str(out)!r} is a directory that holds other files and no {kind} "
-                                  f"({marker}): expected a new or empty directory, or a {kind} to replace"
+    if path.is_dir() and any(path.iterdir()) and not force and not (
+            marker(path) if callable(marker) else (path / marker).is_file()):
+        what = "" if callable(marker) else f" ({marker})"
+        raise WorkbenchInputError(f"{option} {str(out)!r} is a directory that holds other files and no {kind}"
+                                  f"{what}: expected a new or empty directory, or a {kind} to replace"
                                   + (f"; {hint.format(kind=kind)}" if hint else ""))
     return path
+
+
+def output_file(out: str | Path, kind: str, ours: Callable[[Path], bool], force: bool = False,
+                option: str = "--out") -> Path:
+    """Where a file artefact of `kind` may be written: a new path, or an existing file that
+    `ours(path)` recognises as a `kind` the workbench wrote (it is then replaced). Any other file
+    is refused before anything is computed, unless `force`; a directory always."""
+    from .errors import WorkbenchInputError
+
+    path = Path(out)
+    if path.is_dir():
+        raise WorkbenchInputError(f"{option} {str(out)!r} is a directory: expected a file name for the {kind}")
+    if path.exists() and not force and not _recognised(ours, path):
+        raise WorkbenchInputError(f"{option} {str(out)!r} already exists and is not a {kind} written by the "
+                                  f"workbench: expected a new file name, or a {kind} to replace; --force "
+                                  f"replaces it")
+    return path
+
+
+def _recognised(ours: Callable[[Path], bool], path: Path) -> bool:
+    try:
+        return bool(ours(path))
+    except Exception:  # unreadable, or not the format at all: not ours
+        return False
+
+
+def head_holds(path: Path, text: str, limit: int = 4096) -> bool:
+    """Whether the first `limit` bytes of a file hold `text` (how a written format is recognised)."""
+    with open(path, "rb") as f:
+        return text.encode() in f.read(limit)
 
 
 def entry_path(kind: str, name: str, key: str) -> Path:
@@ -188,12 +222,8 @@ def write_json(path: Path, obj, sort_keys: bool = True, default=str) -> None:
     """Write JSON atomically: a temporary file of a unique name (concurrent writers of the
     same entry never share one), then a rename. `sort_keys=False` keeps the mapping order;
     `default=None` makes a value JSON cannot hold an error instead of its `str`."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    try:
+    with replacing(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=sort_keys, default=default) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def entries(kind: str) -> list[Path]:

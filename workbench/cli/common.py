@@ -9,7 +9,7 @@ from typing import Callable
 
 import typer
 
-from ..cache import output_dir  # noqa: F401  (the commands' --out rule)
+from ..cache import output_dir, output_file  # noqa: F401  (the commands' --out rule)
 from ..errors import WorkbenchInputError
 
 BUG = ("bug: this is an error in the workbench, not in your input; please report it with the traceback "

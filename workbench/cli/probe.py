@@ -5,7 +5,7 @@ from typing import Optional
 
 import typer
 
-from .common import command, model_and_task
+from .common import command, model_and_task, output_dir, output_file
 
 
 @command
@@ -18,12 +18,14 @@ def probe_cmd(
     option: Optional[list[str]] = typer.Option(None, "--option", "-o",
                                                help="probe option key=value or family.key=value (see --list)"),
     json_out: Optional[str] = typer.Option(None, "--json", help="write the full result (JSON) here"),
-    figures: Optional[str] = typer.Option("probe-figures", help="write plotly figures (HTML) to this directory"),
+    figures: Optional[str] = typer.Option("probe-figures", help="write plotly figures (HTML) to this directory "
+                                                                "(new, empty, or holding probe figures)"),
     noise_floor: bool = typer.Option(True, help="also probe a second oracle (the oracle twin of the next training "
                                                 "seed, trained the first time): its reference metrics against the "
                                                 "oracle are the noise floor"),
     fresh: bool = typer.Option(False, help="recompute even if the cache holds the measurements"),
-    force: bool = typer.Option(False, help="apply --edit even if it was made on other weights than this model's"),
+    force: bool = typer.Option(False, help="apply --edit even if it was made on other weights than this model's, "
+                                           "and write --json / --figures over files the workbench did not write"),
     list_: bool = typer.Option(False, "--list", help="list the probe families and the options"),
 ):
     """Probe the original, the edited and the oracle model side by side: behaviour, TOFU and
@@ -33,7 +35,8 @@ def probe_cmd(
 
     from probes import FAMILIES, ProbeConfig
     from probes.base import SharedProbeOptions
-    from probes.figures import write_figures
+    from probes.figures import is_figures_dir, write_figures
+    from probes.result import ProbeResult
 
     from ..registry import parse_options
 
@@ -49,6 +52,11 @@ def probe_cmd(
     if probes:
         options["families"] = probes
     config = ProbeConfig.from_options(options)
+    # the outputs are checked before anything is computed: nothing the workbench did not write is replaced
+    json_path = output_file(json_out, "probe result", ProbeResult.is_result_file, force, "--json") if json_out else None
+    if figures:
+        output_dir(figures, "probe figures", is_figures_dir, force, "--figures",
+                   hint="--force writes the figures into it (nothing else there is deleted)")
     edit_obj = None
     if edit:
         from ..edit import Edit
@@ -63,7 +71,7 @@ def probe_cmd(
     typer.echo("")
     typer.echo(result.table())
     if json_out:
-        typer.echo(f"\nresult written to {result.save(json_out)}")
+        typer.echo(f"\nresult written to {result.save(json_path)}")
     if figures:
         paths = write_figures(result, figures)
         typer.echo("figures: " + ", ".join(str(p) for p in paths))

@@ -6,7 +6,7 @@ from typing import Optional
 import typer
 
 from ..errors import MissingInputError, WorkbenchInputError
-from .common import command, table, threads
+from .common import command, output_file, table, threads
 
 study_app = typer.Typer(no_args_is_help=True, help="Scripted ablation studies: run, status, report, export.")
 
@@ -134,10 +134,14 @@ def study_status(study: str = _STUDY_ARG, out: Optional[str] = _OUT_OPT, seeds: 
 @command
 def study_report(study: str = _STUDY_ARG, out: Optional[str] = _OUT_OPT,
                  html: Optional[str] = typer.Option(None, help="where to write the HTML (default: <run dir>/report.html)"),
-                 seeds: Optional[str] = SEEDS_OPT):
+                 seeds: Optional[str] = SEEDS_OPT,
+                 force: bool = typer.Option(False, help="write --html over a file that is not a study report")):
     """Write the study's self-contained HTML report (plotly figures + a sortable table)."""
     from ..study import write_report
+    from ..study.report import is_report
 
+    if html:
+        output_file(html, "study report", is_report, force, "--html")
     st, run_dir = _study_store(study, out, seeds)
     ids = [c.id for c in st.cells()] if st is not None else None
     path = write_report(run_dir / "study.sqlite", html, ids=ids)
@@ -150,22 +154,44 @@ def study_report(study: str = _STUDY_ARG, out: Optional[str] = _OUT_OPT,
 def study_export(study: str = _STUDY_ARG, out: Optional[str] = _OUT_OPT,
                  file: str = typer.Option(..., "--file", "-f", help="output file (.csv or .parquet)"),
                  format: Optional[str] = typer.Option(None, help="csv | parquet (default: from the file name)"),
-                 seeds: Optional[str] = SEEDS_OPT):
+                 seeds: Optional[str] = SEEDS_OPT,
+                 force: bool = typer.Option(False, help="write --file over a file that is not a study export")):
     """Export one row per cell (coordinates + every metric per role) as CSV or Parquet."""
+    from .. import cache
     from ..study import Store
+    from ..study.store import CELL_COLUMNS
 
-    fmt = format or file.rsplit(".", 1)[-1].lower()
+    from pathlib import Path
+
+    output_file(file, "study export", _is_export, force, "--file")
+    fmt = (format or Path(file).suffix.lstrip(".")).lower()
     if fmt not in ("csv", "parquet"):
-        raise WorkbenchInputError(f"export format {fmt!r}: expected csv or parquet")
+        told = f"--format {format!r}" if format else f"--file {file!r} (its name ends in {Path(file).suffix!r})"
+        raise WorkbenchInputError(f"export format of {told}: expected csv or parquet (a .csv or .parquet file "
+                                  f"name, or --format)")
     st, run_dir = _study_store(study, out, seeds)
     if not (run_dir / "study.sqlite").is_file():
         raise MissingInputError(f"study store {str(run_dir / 'study.sqlite')!r} does not exist: run the study first")
     import pandas as pd
 
     with Store(run_dir / "study.sqlite") as store:
-        frame = pd.DataFrame(store.wide([c.id for c in st.cells()] if st is not None else None))
-    if fmt == "csv":
-        frame.to_csv(file, index=False)
-    else:
-        frame.to_parquet(file, index=False)
+        rows = store.wide([c.id for c in st.cells()] if st is not None else None)
+    frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=list(CELL_COLUMNS))  # the header, even with no cell
+    with cache.replacing(file) as tmp:
+        if fmt == "csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
     typer.echo(f"{len(frame)} cells x {frame.shape[1]} columns -> {file}")
+
+
+def _is_export(path) -> bool:
+    """Whether a file is a study export (CSV or Parquet whose first column is cell_id)."""
+    from .. import cache
+
+    if cache.head_holds(path, "PAR1", limit=4):
+        import pyarrow.parquet as pq
+
+        return pq.read_schema(path).names[:1] == ["cell_id"]
+    with open(path, encoding="utf-8") as f:
+        return f.readline().startswith("cell_id,")

@@ -15,6 +15,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..cache import replacing
 from ..errors import MissingInputError
 from ..localise import Localisation, agreement_matrix
 from .rows import (COLUMNS, HEADLINE, REFERENCE_ROLES, below_floor, floor_warnings, headline_table,  # noqa: F401
@@ -236,8 +237,18 @@ def write_report(store_path: str | Path, out: str | Path | None = None, ids: lis
             for r in failed) + "</ul>"] if failed else []),
     ])
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(_PAGE.replace("{title}", html.escape(name)).replace("{body}", body))
+    with replacing(out) as tmp:
+        tmp.write_text(_PAGE.replace("{title}", html.escape(name)).replace("{body}", body))
     return out
+
+
+def is_report(path: str | Path) -> bool:
+    """Whether a file is a study report (what `study report --html` may replace); reports
+    written before the generator tag are known by their title."""
+    from ..cache import head_holds
+
+    return head_holds(Path(path), '<meta name="generator" content="unlearning-workbench study report">') or \
+        head_holds(Path(path), "<title>Study ", limit=400)
 
 
 def _fmt(v) -> str:
@@ -262,7 +273,8 @@ def _table_html(rows: list[dict]) -> str:
 
 
 _PAGE = """<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>Study {title}</title>
+<html><head><meta charset="utf-8"><meta name="generator" content="unlearning-workbench study report">
+<title>Study {title}</title>
 <style>
 body { font-family: system-ui, sans-serif; margin: 2em; }
 .warning { color: #a40000; font-weight: bold; }

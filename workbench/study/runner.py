@@ -10,13 +10,18 @@ Executors (same cells, same numbers for the same `threads`):
 - `ray`: Ray tasks (`pip install 'unlearning-workbench[ray]'`), on a local Ray instance or a cluster
   (`address`). Each task asks for `threads` CPUs.
 The parent process is the only writer to the SQLite store.
+
+A worker process that dies (killed, out of memory) takes the cells it was running with it:
+the `process` executor starts a fresh pool for the cells it had not returned, and Ray
+retries a task whose worker died once (`max_retries=1`). A cell whose worker dies twice is
+stored as failed, naming that, and the study goes on (rerun it to retry).
 """
 from __future__ import annotations
 
 import os
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -50,10 +55,7 @@ def run_cell(payload: dict) -> dict:
         os.environ["WORKBENCH_CACHE"] = payload["cache_root"]
     torch.set_num_threads(payload["threads"])
     cell = payload["cell"]
-    row = {"cell_id": payload["id"], **{k: cell[k] for k in (
-        "study", "model", "task", "localiser", "localiser_method", "localiser_options", "operator",
-        "operator_name", "operator_options", "budget", "seed")},
-        "threads": payload["threads"], "executor": payload["executor"]}
+    row = _coordinates(payload)
     t0 = time.perf_counter()
     try:
         row.update(_run(cell, payload["id"], Path(payload["out"])))
@@ -63,6 +65,15 @@ def run_cell(payload: dict) -> dict:
                    traceback=traceback.format_exc(limit=8))
     row["seconds"] = round(time.perf_counter() - t0, 2)
     return row
+
+
+def _coordinates(payload: dict) -> dict:
+    """The store row's coordinates of the cell a payload carries (no results)."""
+    cell = payload["cell"]
+    return {"cell_id": payload["id"], **{k: cell[k] for k in (
+        "study", "model", "task", "localiser", "localiser_method", "localiser_options", "operator",
+        "operator_name", "operator_options", "budget", "seed")},
+        "threads": payload["threads"], "executor": payload["executor"]}
 
 
 def _run(cell: dict, cell_id: str, out: Path) -> dict:
@@ -121,6 +132,7 @@ class StudyRun:
     skipped: list[str]  # ids already in the store
     failed: list[str]
     seconds: float
+    rerun: list[str] = field(default_factory=list)  # ids run again after their worker process died
 
     @property
     def store_path(self) -> Path:
@@ -194,10 +206,10 @@ def run_study(study: Study, out: str | Path | None = None, executor: str = "loca
             if on_cell is not None:
                 on_cell(row, bar.n, len(cells))
 
-        _EXECUTE[executor](payloads, stored, bar, workers=workers, threads=threads, address=address)
+        rerun = _EXECUTE[executor](payloads, stored, bar, workers=workers, threads=threads, address=address)
         bar.close()
     skipped = [c.id for c in cells if c.id not in ids]
-    return StudyRun(study, out, cells, ran, skipped, failed, time.time() - t0)
+    return StudyRun(study, out, cells, ran, skipped, failed, time.time() - t0, rerun)
 
 
 def check_floors(models: list[str], store: Store) -> dict[str, dict]:
@@ -243,23 +255,56 @@ def _local(payloads, stored, bar, **_):
     for p in payloads:
         bar.set_postfix_str(_short(p))
         stored(run_cell(p))
+    return []
+
+
+WORKER_LIVES = 2  # times a cell may lose its worker process before it is stored as failed
+
+
+def _lost(payload: dict, why: str) -> dict:
+    """The failed row of a cell whose worker process died under it `WORKER_LIVES` times."""
+    return {**_coordinates(payload), "status": "failed",
+            "error": f"WorkerDied: {why} (rerun the study to retry the cell)"}
 
 
 def _process(payloads, stored, bar, workers: int, **_):
+    """A pool of spawned processes. When a worker dies the pool is broken and every cell it
+    had not returned is lost: those run again in a fresh pool, at most `WORKER_LIVES` times."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-    try:
-        futures = [pool.submit(run_cell, p) for p in payloads]
-        for f in as_completed(futures):
-            stored(f.result())
-    except BaseException:  # interrupted (Ctrl-C, SIGTERM): stop the workers now, not after their cells
-        for proc in list(getattr(pool, "_processes", {}).values()):
-            proc.kill()
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown()
+    lives = {p["id"]: WORKER_LIVES for p in payloads}
+    todo, rerun = list(payloads), []
+    while todo:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        lost = []
+        try:
+            futures = {pool.submit(run_cell, p): p for p in todo}
+            for f in as_completed(futures):
+                try:
+                    row = f.result()
+                except BrokenProcessPool:
+                    lost.append(futures[f])
+                    continue
+                stored(row)
+        except BaseException:  # interrupted (Ctrl-C, SIGTERM): stop the workers now, not after their cells
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.kill()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+        todo = []
+        for p in lost:
+            lives[p["id"]] -= 1
+            if lives[p["id"]] > 0:
+                todo.append(p)
+            else:
+                stored(_lost(p, f"its worker process died {WORKER_LIVES} times while it ran"))
+        if todo:
+            bar.write(f"a worker process died: {len(todo)} cell(s) it had not returned run again in a fresh pool")
+            rerun += [p["id"] for p in todo]
+    return rerun
 
 
 def _ray(payloads, stored, bar, threads: int, address: str | None = None, **_):
@@ -271,14 +316,21 @@ def _ray(payloads, stored, bar, threads: int, address: str | None = None, **_):
     if started:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        remote = ray.remote(num_cpus=threads, max_retries=0)(run_cell)
-        pending = [remote.remote(p) for p in payloads]
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            stored(ray.get(done[0]))
+        # a task whose worker dies is run again by Ray, `WORKER_LIVES - 1` times (run_cell never raises)
+        remote = ray.remote(num_cpus=threads, max_retries=WORKER_LIVES - 1)(run_cell)
+        pending = {remote.remote(p): p for p in payloads}
+        while pending:  # (Ray does not say which tasks it retried: nothing is reported as rerun)
+            done, _ = ray.wait(list(pending), num_returns=1)
+            payload = pending.pop(done[0])
+            try:
+                row = ray.get(done[0])
+            except ray.exceptions.RayError as exc:  # the worker (or its node) died every time
+                row = _lost(payload, f"its Ray worker died {WORKER_LIVES} times while it ran ({type(exc).__name__})")
+            stored(row)
     finally:
         if started:
             ray.shutdown()
+    return []
 
 
 _EXECUTE = {"local": _local, "process": _process, "ray": _ray}
