@@ -121,6 +121,8 @@ def test_edit_prints_original_edited_oracle_and_writes_artifacts(tmp_path):
     (("edit", "--operator", "nope"), "unknown operator 'nope'"),
     (("edit", "--operator", "npo", "-o", "steps=many"), "steps='many': expected int"),
     (("edit", "--operator", "ablate"), "needs a localisation"),
+    # a budget without a localisation would have been ignored (the whole model trained): refused
+    (("edit", "--operator", "ga", "-o", "fraction=0.05"), "option fraction=0.05: a budget selects among a localisation"),
     (("edit", "--operator", "ablate", "--localisation", "/nonexistent"), "missing localisation.json"),
 ])
 def test_edit_bad_input_is_one_clear_line(args, needle):

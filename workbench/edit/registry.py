@@ -72,6 +72,24 @@ def budget(k: int | None, fraction: float | None) -> dict:
     return {"k": None, "fraction": DEFAULT_FRACTION if fraction is None else fraction}
 
 
+def _check_request(cls, name: str, config, localisation: Localisation | None) -> None:
+    """Refuse an operator / localisation / budget combination that cannot mean what it says."""
+    if localisation is None and cls.needs_localisation:
+        raise WorkbenchInputError(f"operator {name!r} needs a localisation (--localisation PATH or --method NAME)")
+    if localisation is None:  # a budget selects a share of a localisation's sites: alone it would be ignored
+        given = [f"{k}={getattr(config, k)}" for k in ("k", "fraction") if getattr(config, k, None) is not None]
+        if given:
+            raise WorkbenchInputError(f"option {' and '.join(given)}: a budget selects among a localisation's sites, "
+                                      f"and operator {name!r} has no localisation (it would edit the whole model); "
+                                      f"give --localisation PATH or --method NAME, or leave the option out")
+    if localisation is not None and not cls.accepts:
+        raise WorkbenchInputError(f"operator {name!r} takes no localisation (it edits the whole model); "
+                                  f"leave out the localisation {localisation.name!r}")
+    if localisation is not None and not cls.takes(localisation):
+        raise WorkbenchInputError(f"operator {name!r} takes localisations of {', '.join(sorted(cls.accepts))} "
+                                  f"sites; {localisation.name!r} gives {localisation.kind} sites")
+
+
 def apply_operator(loaded: "LoadedModel", localisation: Localisation | None, task: ForgetTask, name: str,
                    options: dict[str, Any] | None = None, progress: bool = True) -> Edit:
     """The edit of operator `name`; the operator reads only the task's train view
@@ -79,14 +97,7 @@ def apply_operator(loaded: "LoadedModel", localisation: Localisation | None, tas
     task = train_view(task)
     cls = OPERATORS.get(name)
     config = config_from_dict(cls.Config, options)
-    if localisation is None and cls.needs_localisation:
-        raise WorkbenchInputError(f"operator {name!r} needs a localisation (--localisation PATH or --method NAME)")
-    if localisation is not None and not cls.accepts:
-        raise WorkbenchInputError(f"operator {name!r} takes no localisation (it edits the whole model); "
-                                  f"leave out the localisation {localisation.name!r}")
-    if localisation is not None and not cls.takes(localisation):
-        raise WorkbenchInputError(f"operator {name!r} takes localisations of {', '.join(sorted(cls.accepts))} "
-                                  f"sites; {localisation.name!r} gives {localisation.kind} sites")
+    _check_request(cls, name, config, localisation)
     start = time.perf_counter()
     edit = cls().apply(loaded, localisation, task, config, progress)
     edit.config = dataclasses.asdict(config)
@@ -108,6 +119,7 @@ def apply_operator_cached(loaded: "LoadedModel", localisation: Localisation | No
     Returns (edit, path, reused)."""
     cls = OPERATORS.get(name)
     config = config_from_dict(cls.Config, options)
+    _check_request(cls, name, config, localisation)  # before the cache: a refused request is never answered
     key = cache.content_hash({"model": model_fingerprint(loaded.model), "task": train_view(task).content_hash,
                               "localisation": None if localisation is None else localisation.identity,
                               "operator": name, "config": dataclasses.asdict(config),
