@@ -48,7 +48,8 @@ def activation_point(site: Site, model: nn.Module) -> tuple[str, str, tuple]:
 
 
 @torch.no_grad()
-def mean_activations(loaded: "LoadedModel", task, points, max_facts: int | None = 200) -> dict[tuple, torch.Tensor]:
+def mean_activations(loaded: "LoadedModel", task, points, max_facts: int | None = 200,
+                     batch_size: int = 64) -> dict[tuple, torch.Tensor]:
     """Mean over retain prompts of each activation point (module, io), at every position but
     the first (BOS / attention-sink activations are outliers that would dominate the mean)."""
     points = set(points)
@@ -56,16 +57,22 @@ def mean_activations(loaded: "LoadedModel", task, points, max_facts: int | None 
     sums: dict = {}
     count = 0
     tok = loaded.tokenizer
+    by_len: dict[int, list[list[int]]] = {}  # prompts of one length run as one batch: no padding
+    for ex in exs:
+        ids = tok(ex.prompt)["input_ids"]
+        by_len.setdefault(len(ids), []).append(ids)
+    dev = next(loaded.model.parameters()).device
     with hook_session(loaded.model) as hs:
         store: dict = {}
         for m, io in points:
             hs.read(m, io, store, (m, io))
-        for ex in exs:
-            ids = torch.tensor([tok(ex.prompt)["input_ids"]])
-            loaded.model(input_ids=ids)
-            for key, act in store.items():
-                sums[key] = sums.get(key, 0) + act[0, 1:].sum(0).double()
-            count += ids.shape[1] - 1
+        for width, group in sorted(by_len.items()):
+            for s in range(0, len(group), batch_size):
+                ids = torch.tensor(group[s:s + batch_size], device=dev)
+                loaded.model(input_ids=ids)
+                for key, act in store.items():
+                    sums[key] = sums.get(key, 0) + act[:, 1:].double().sum((0, 1)).cpu()
+                count += ids.shape[0] * (width - 1)
     return {k: (v / count).float() for k, v in sums.items()}
 
 

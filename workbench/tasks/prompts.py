@@ -8,6 +8,7 @@ Localisers, operators and probes all read facts through these builders, so a giv
 from __future__ import annotations
 
 import random
+import weakref
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -127,13 +128,28 @@ def batches(prompts: list[Prompt], batch_size: int = 64, need_corrupt: bool = Fa
                         torch.tensor([p.answer for p in chunk]), wrong, subject)
 
 
+_ENCODED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # tokenizer -> {(prompt, answer, vocab size): ...}
+_ENCODED_MAX = 200_000  # pairs kept per tokenizer
+
+
 def encode_pair(tokenizer, prompt: str, answer: str) -> tuple[list[int], int]:
-    """Token ids of prompt + " " + answer and the prompt's length in tokens."""
-    p = tokenizer(prompt)["input_ids"]
-    full = tokenizer(prompt + " " + answer)["input_ids"]
-    if full[: len(p)] != p:  # BPE merged across the boundary: fall back to concatenation
-        full = p + tokenizer(" " + answer, add_special_tokens=False)["input_ids"]
-    return full, len(p)
+    """Token ids of prompt + " " + answer and the prompt's length in tokens. Remembered per
+    tokenizer: every accuracy re-reads the same pairs (a faithfulness check scores them ~20 times)."""
+    try:
+        memo = _ENCODED.setdefault(tokenizer, {})
+    except TypeError:  # a tokenizer that cannot be weakly referenced: nothing remembered
+        memo = {}
+    key = (prompt, answer, len(tokenizer))
+    hit = memo.get(key)
+    if hit is None:
+        p = tokenizer(prompt)["input_ids"]
+        full = tokenizer(prompt + " " + answer)["input_ids"]
+        if full[: len(p)] != p:  # BPE merged across the boundary: fall back to concatenation
+            full = p + tokenizer(" " + answer, add_special_tokens=False)["input_ids"]
+        if len(memo) >= _ENCODED_MAX:
+            memo.clear()
+        hit = memo[key] = (tuple(full), len(p))
+    return list(hit[0]), hit[1]
 
 
 def answer_batches(tokenizer, examples: list[Example], batch_size: int = 64):
