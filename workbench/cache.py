@@ -138,11 +138,14 @@ def manifest(entry: Path) -> dict:
 
 
 def damage(entry: Path) -> str | None:
-    """What no longer matches the entry's manifest (None: intact, or an entry without one)."""
+    """What no longer matches the entry's manifest (None: intact). An entry written before
+    manifests has nothing to compare with: its files are parsed instead (a truncated or garbled
+    safetensors or JSON file is damage) and, if they all parse, its manifest is written now, so
+    that any later change is noticed (a change made before this cannot be)."""
     try:
         text = (entry / MARKER).read_text()
         if not text.startswith("{"):
-            return None  # written before manifests: nothing to compare with
+            return _unparsable(entry) or _upgrade(entry)
         expected = json.loads(text)["files"]
         for name, (size, digest) in expected.items():
             f = entry / name
@@ -154,6 +157,34 @@ def damage(entry: Path) -> str | None:
                 return f"{name} was changed since it was written"
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return f"its manifest is unreadable ({type(exc).__name__}: {exc})"
+    return None
+
+
+def _unparsable(entry: Path) -> str | None:
+    """The first safetensors or JSON file of an entry that does not parse."""
+    for f in sorted(entry.rglob("*")):
+        if not f.is_file() or f.name == MARKER:
+            continue
+        try:
+            if f.suffix == ".safetensors":
+                from safetensors import safe_open
+
+                with safe_open(str(f), framework="pt") as h:
+                    h.keys()
+            elif f.suffix == ".json":
+                json.loads(f.read_text())
+        except Exception as exc:  # noqa: BLE001 (any parse failure is the file's damage)
+            return f"{f.relative_to(entry)} does not parse ({type(exc).__name__}: {str(exc)[:120]})"
+    return None
+
+
+def _upgrade(entry: Path) -> None:
+    """Replace an old entry's plain marker with its manifest (None: nothing is damaged)."""
+    try:
+        with replacing(entry / MARKER) as tmp:
+            tmp.write_text(json.dumps({"files": manifest(entry)}, indent=1))
+    except OSError:  # a read-only cache: it stays as it was, and is still used
+        pass
     return None
 
 

@@ -1,4 +1,6 @@
 """Cache entries appear whole or not at all."""
+import json
+
 import pytest
 
 from workbench import cache
@@ -123,13 +125,31 @@ def test_a_damaged_entry_is_named_removed_and_rebuilt(damage, capsys):
     assert cache.get_or_build(path, build) == (path, False) and len(calls) == 2  # intact: used as it is
 
 
-def test_an_entry_from_before_manifests_is_used_as_it_is():
+def test_an_entry_from_before_manifests_is_parsed_then_given_its_manifest(capsys):
+    """An old entry (a plain marker) whose files parse is used as it is and gets its manifest,
+    so a later change is noticed; one whose safetensors file was truncated is rebuilt."""
+    import torch
+    from safetensors.torch import save_file
+
     path = cache.entry_path("models", "old", "k")
     path.mkdir(parents=True)
     (path / "w.json").write_text("{}")
+    save_file({"w": torch.arange(4096.0)}, str(path / "model.safetensors"))
     (path / cache.MARKER).write_text("ok\n")
-    assert cache.damage(path) is None
     assert cache.get_or_build(path, lambda tmp: pytest.fail("rebuilt an intact old entry")) == (path, False)
+    assert json.loads((path / cache.MARKER).read_text())["files"].keys() == {"w.json", "model.safetensors"}
+    (path / "w.json").write_text('{"changed": 1}')  # noticed now: the manifest records the file
+    assert "w.json" in cache.damage(path)
+
+    old = cache.entry_path("models", "old", "k2")
+    old.mkdir(parents=True)
+    save_file({"w": torch.arange(4096.0)}, str(old / "model.safetensors"))
+    weights = old / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:2000])
+    (old / cache.MARKER).write_text("ok\n")
+    built = []
+    assert cache.get_or_build(old, lambda tmp: built.append((tmp / "x.json").write_text("{}"))) == (old, True)
+    assert built and "model.safetensors does not parse" in capsys.readouterr().err
 
 
 def test_an_edited_probe_measurement_is_measured_again(capsys):

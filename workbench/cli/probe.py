@@ -63,7 +63,8 @@ def probe_cmd(
         edit_obj = Edit.load(edit)
     pipe, loaded, forget_task = model_and_task(model, task)
     if edit_obj is not None:
-        edit_obj.check_model(loaded.model, force)  # the shapes are checked whenever it is put on
+        edit_obj.check_model(loaded.model, force)
+        edit_obj.check_fits(loaded.model)  # before any probing (and again whenever it is put on)
     typer.echo(forget_task.summary())
     result = pipe.probe(loaded, forget_task, edit=edit_obj, config=config,
                         oracle=None if oracle == "none" else oracle, use_cache=not fresh,
