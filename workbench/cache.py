@@ -145,7 +145,10 @@ def damage(entry: Path) -> str | None:
     try:
         text = (entry / MARKER).read_text()
         if not text.startswith("{"):
-            return _unparsable(entry) or _upgrade(entry)
+            problem = _unparsable(entry)
+            if problem is None:
+                _upgrade(entry)
+            return problem
         expected = json.loads(text)["files"]
         for name, (size, digest) in expected.items():
             f = entry / name
@@ -179,13 +182,12 @@ def _unparsable(entry: Path) -> str | None:
 
 
 def _upgrade(entry: Path) -> None:
-    """Replace an old entry's plain marker with its manifest (None: nothing is damaged)."""
+    """Replace an old entry's plain marker with its manifest."""
     try:
         with replacing(entry / MARKER) as tmp:
             tmp.write_text(json.dumps({"files": manifest(entry)}, indent=1))
     except OSError:  # a read-only cache: it stays as it was, and is still used
         pass
-    return None
 
 
 @contextmanager

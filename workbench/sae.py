@@ -31,6 +31,7 @@ from .errors import WorkbenchInputError
 from .hooks import hook_session
 from .models.arch import table_for
 from .tasks.task import SPLITS
+from .tasks.prompts import same_length_batches
 
 CODE_VERSION = 1
 
@@ -240,22 +241,17 @@ def resid_tokens(loaded, layer: int, texts: list[str], batch_size: int = 64) -> 
     module = _module_path(model, layer)
     special = set(special_ids(tok))
     seqs = [tok(t)["input_ids"] for t in texts]
-    by_len: dict[int, list[int]] = {}
-    for i, s in enumerate(seqs):
-        by_len.setdefault(len(s), []).append(i)
     acts, where = [], []
     store: dict = {}
     with hook_session(model) as hs:
         hs.read(module, "output", store, "x")
-        for _, group in sorted(by_len.items()):
-            for s in range(0, len(group), batch_size):
-                idx = group[s:s + batch_size]
-                model(input_ids=torch.tensor([seqs[i] for i in idx], device=next(model.parameters()).device))
-                x = store["x"].float().cpu()
-                for r, i in enumerate(idx):
-                    keep = [p for p, t in enumerate(seqs[i]) if t not in special and p > 0]
-                    acts.append(x[r, keep])
-                    where += [(i, p) for p in keep]
+        for idx in same_length_batches([len(s) for s in seqs], batch_size):
+            model(input_ids=torch.tensor([seqs[i] for i in idx], device=next(model.parameters()).device))
+            x = store["x"].float().cpu()
+            for r, i in enumerate(idx):
+                keep = [p for p, t in enumerate(seqs[i]) if t not in special and p > 0]
+                acts.append(x[r, keep])
+                where += [(i, p) for p in keep]
     return (torch.cat(acts) if acts else torch.zeros(0, model.config.hidden_size)), where
 
 

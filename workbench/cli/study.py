@@ -157,11 +157,11 @@ def study_export(study: str = _STUDY_ARG, out: Optional[str] = _OUT_OPT,
                  seeds: Optional[str] = SEEDS_OPT,
                  force: bool = typer.Option(False, help="write --file over a file that is not a study export")):
     """Export one row per cell (coordinates + every metric per role) as CSV or Parquet."""
+    from pathlib import Path
+
     from .. import cache
     from ..study import Store
     from ..study.store import CELL_COLUMNS
-
-    from pathlib import Path
 
     output_file(file, "study export", _is_export, force, "--file")
     fmt = (format or Path(file).suffix.lstrip(".")).lower()

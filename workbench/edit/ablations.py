@@ -25,7 +25,7 @@ from ..models.arch import resolve, table_for
 from ..models.readouts import activation_point, mean_activations
 from ..registry import check_positive, check_range
 from ..sites import ExpertSite, HookSite, RouterSite, Site, SiteKind, WeightSite
-from ..tasks.prompts import build_prompts, eval_examples
+from ..tasks.prompts import build_prompts, eval_examples, same_length_batches
 from .edit import Edit
 from .interventions import ExpertOutput, Intervention, MaskExperts, ProjectOut, Replace, Resample, SAEClamp
 from .registry import UNIT_KINDS, Operator, budget, register
@@ -127,13 +127,9 @@ def _ablate_experts(loaded, task, experts: list[ExpertSite], cfg: AblateConfig) 
         for s in experts:
             hs.rewrite(module[s], lambda m, args, out, s=s: rows[s].append(table.expert_outputs(m, args, s.expert)[2])
                        or out)
-        by_len: dict[int, list] = {}  # equal lengths: no padding token reaches the experts
-        for ex in eval_examples(task, cfg.max_facts)["retain"]:
-            ids = loaded.tokenizer(ex.text)["input_ids"]
-            by_len.setdefault(len(ids), []).append(ids)
-        for _, group in sorted(by_len.items()):
-            for i in range(0, len(group), 64):
-                model(input_ids=torch.tensor(group[i:i + 64]))
+        seqs = [loaded.tokenizer(ex.text)["input_ids"] for ex in eval_examples(task, cfg.max_facts)["retain"]]
+        for idx in same_length_batches([len(s) for s in seqs], 64):  # no padding token reaches the experts
+            model(input_ids=torch.tensor([seqs[i] for i in idx]))
     gen = torch.Generator().manual_seed(cfg.seed)
     ivs: list[Intervention] = []
     for s in experts:

@@ -13,7 +13,7 @@ from torch import nn
 from ..errors import WorkbenchInputError
 from ..hooks import hook_session
 from ..sites import HookSite, Site, WeightSite
-from ..tasks.prompts import eval_examples
+from ..tasks.prompts import eval_examples, same_length_batches
 from .arch import resolve, table_for
 from .scoring import accuracy, score_examples
 
@@ -57,22 +57,18 @@ def mean_activations(loaded: "LoadedModel", task, points, max_facts: int | None 
     sums: dict = {}
     count = 0
     tok = loaded.tokenizer
-    by_len: dict[int, list[list[int]]] = {}  # prompts of one length run as one batch: no padding
-    for ex in exs:
-        ids = tok(ex.prompt)["input_ids"]
-        by_len.setdefault(len(ids), []).append(ids)
+    seqs = [tok(ex.prompt)["input_ids"] for ex in exs]
     dev = next(loaded.model.parameters()).device
     with hook_session(loaded.model) as hs:
         store: dict = {}
         for m, io in points:
             hs.read(m, io, store, (m, io))
-        for width, group in sorted(by_len.items()):
-            for s in range(0, len(group), batch_size):
-                ids = torch.tensor(group[s:s + batch_size], device=dev)
-                loaded.model(input_ids=ids)
-                for key, act in store.items():
-                    sums[key] = sums.get(key, 0) + act[:, 1:].double().sum((0, 1)).cpu()
-                count += ids.shape[0] * (width - 1)
+        for idx in same_length_batches([len(s) for s in seqs], batch_size):  # no padding
+            ids = torch.tensor([seqs[i] for i in idx], device=dev)
+            loaded.model(input_ids=ids)
+            for key, act in store.items():
+                sums[key] = sums.get(key, 0) + act[:, 1:].double().sum((0, 1)).cpu()
+            count += ids.shape[0] * (ids.shape[1] - 1)
     return {k: (v / count).float() for k, v in sums.items()}
 
 
@@ -102,18 +98,13 @@ def last_token_states(model: nn.Module, tok, prompts: list[str], batch_size: int
     points = [resolve(HookSite(L, "hook_resid_post"), model) for L in range(n_layers)]
     seqs = [tok(p)["input_ids"] for p in prompts]
     out = torch.zeros(len(seqs), n_layers, model.config.hidden_size)
-    by_len: dict[int, list[int]] = {}
-    for i, s in enumerate(seqs):
-        by_len.setdefault(len(s), []).append(i)
     dev = next(model.parameters()).device
     store: dict = {}
     with hook_session(model) as hs:
         for L, r in enumerate(points):
             hs.read(r.module, r.io, store, L)
-        for _, group in sorted(by_len.items()):
-            for s in range(0, len(group), batch_size):
-                idx = group[s:s + batch_size]
-                model(input_ids=torch.tensor([seqs[i] for i in idx], device=dev))
-                for L in range(n_layers):
-                    out[idx, L] = store[L][:, -1].float().cpu()
+        for idx in same_length_batches([len(s) for s in seqs], batch_size):
+            model(input_ids=torch.tensor([seqs[i] for i in idx], device=dev))
+            for L in range(n_layers):
+                out[idx, L] = store[L][:, -1].float().cpu()
     return out

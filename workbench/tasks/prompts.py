@@ -107,25 +107,32 @@ class Batch:
     subject_mask: torch.Tensor  # [b, n] bool
 
 
+def same_length_batches(lengths: list[int], batch_size: int) -> Iterator[list[int]]:
+    """Indices of items of one length, at most `batch_size` at a time, shorter lengths first and
+    the items of a length in their order: batches that need no padding."""
+    by_len: dict[int, list[int]] = {}
+    for i, n in enumerate(lengths):
+        by_len.setdefault(n, []).append(i)
+    for _, group in sorted(by_len.items()):
+        for start in range(0, len(group), batch_size):
+            yield group[start : start + batch_size]
+
+
 def batches(prompts: list[Prompt], batch_size: int = 64, need_corrupt: bool = False) -> Iterator[Batch]:
     """Same-length batches (no padding)."""
     usable = [p for p in prompts if p.corrupt is not None or not need_corrupt]
-    by_len: dict[int, list[Prompt]] = {}
-    for p in usable:
-        by_len.setdefault(len(p.ids), []).append(p)
-    for n in sorted(by_len):
-        group = by_len[n]
-        for start in range(0, len(group), batch_size):
-            chunk = group[start : start + batch_size]
-            w = max(len(p.wrong) for p in chunk)
-            wrong = torch.full((len(chunk), w), -1, dtype=torch.long)
-            subject = torch.zeros((len(chunk), n), dtype=torch.bool)
-            for r, p in enumerate(chunk):
-                wrong[r, : len(p.wrong)] = torch.tensor(p.wrong)
-                subject[r, list(p.subject)] = True
-            corrupt = (torch.tensor([p.corrupt for p in chunk]) if all(p.corrupt for p in chunk) else None)
-            yield Batch(chunk, torch.tensor([p.ids for p in chunk]), corrupt,
-                        torch.tensor([p.answer for p in chunk]), wrong, subject)
+    for idx in same_length_batches([len(p.ids) for p in usable], batch_size):
+        chunk = [usable[i] for i in idx]
+        n = len(chunk[0].ids)
+        w = max(len(p.wrong) for p in chunk)
+        wrong = torch.full((len(chunk), w), -1, dtype=torch.long)
+        subject = torch.zeros((len(chunk), n), dtype=torch.bool)
+        for r, p in enumerate(chunk):
+            wrong[r, : len(p.wrong)] = torch.tensor(p.wrong)
+            subject[r, list(p.subject)] = True
+        corrupt = (torch.tensor([p.corrupt for p in chunk]) if all(p.corrupt for p in chunk) else None)
+        yield Batch(chunk, torch.tensor([p.ids for p in chunk]), corrupt,
+                    torch.tensor([p.answer for p in chunk]), wrong, subject)
 
 
 _ENCODED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # tokenizer -> {(prompt, answer, vocab size): ...}
