@@ -7,11 +7,31 @@ with `fn(activation) -> activation` (the function sees the full tensor of that m
 """
 from __future__ import annotations
 
+import contextvars
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
 import torch
 from torch import nn
+
+_OFFSET = contextvars.ContextVar("workbench_position_offset", default=0)
+
+
+def at_sequence_start() -> bool:
+    """Whether the forward now running starts at position 0 (BOS). False while a scorer feeds
+    continuation tokens after a cached prompt (`continuing`): a hook that leaves "the first
+    position" alone must then treat every position as a later one."""
+    return _OFFSET.get() == 0
+
+
+@contextmanager
+def continuing(offset: int) -> Iterator[None]:
+    """Forwards inside start at absolute position `offset` (a KV-cached prefix before them)."""
+    token = _OFFSET.set(offset)
+    try:
+        yield
+    finally:
+        _OFFSET.reset(token)
 
 
 def _first(x):

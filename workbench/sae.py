@@ -28,7 +28,7 @@ import torch
 
 from . import cache
 from .errors import WorkbenchInputError
-from .hooks import hook_session
+from .hooks import at_sequence_start, hook_session
 from .models.arch import table_for
 from .tasks.task import SPLITS
 from .tasks.prompts import same_length_batches
@@ -227,7 +227,7 @@ def clamp_fn(sae, cols, c: float):
         sel = g[..., cols]
         g[..., cols] = torch.where(sel > 0, torch.full_like(sel, -c), sel)
         out = (err + sae.decode(g)).to(x.dtype)
-        if out.dim() == 3:  # [batch, position, d]: the first position (BOS) stays as it is
+        if out.dim() == 3 and at_sequence_start():  # [batch, position, d]: the first position (BOS) stays as it is
             out = torch.cat([x[:, :1], out[:, 1:]], 1)
         return out
     return clamp

@@ -77,17 +77,17 @@ def main() -> None:
         import workbench.faithfulness.ablation as ablation
         import workbench.models.scoring as scoring
 
-        mean, encode = ablation.mean_activations, scoring.encode_pair
+        mean, encode = ablation.mean_activations, scoring.encode_pairs
 
-        def forgetful(tok, prompt, answer):
+        def forgetful(tok, pairs):
             prompts._ENCODED.pop(tok, None)
-            return encode(tok, prompt, answer)
+            return encode(tok, pairs)
         ablation.mean_activations = lambda *a, **k: mean(*a, **k, batch_size=1)
-        scoring.encode_pair = forgetful
+        scoring.encode_pairs = forgetful
         try:
             return check()
         finally:
-            ablation.mean_activations, scoring.encode_pair = mean, encode
+            ablation.mean_activations, scoring.encode_pairs = mean, encode
     same = [r.as_dict() for r in check()] == [r.as_dict() for r in as_before()]
     a = _median_time(check, args.repeats)
     b = _median_time(as_before, args.repeats)

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..errors import WorkbenchInputError
-from ..hooks import HookSession
+from ..hooks import HookSession, at_sequence_start
 from ..models.arch import table_for
 from ..sae import cached_sae, clamp_fn
 
@@ -88,10 +88,11 @@ class Replace(Intervention):
 
     def fn(self):
         cols = torch.tensor(self.cols, dtype=torch.long)
-        start = 1 if self.extra.get("positions") == "after_first" else 0
+        after_first = self.extra.get("positions") == "after_first"
 
         def replace(x):
             x = x.clone()
+            start = 1 if after_first and at_sequence_start() else 0
             if start:
                 x[:, start:, cols] = self.value.to(x.dtype)
             else:

@@ -140,30 +140,43 @@ _ENCODED_MAX = 200_000  # pairs kept per tokenizer
 
 
 def encode_pair(tokenizer, prompt: str, answer: str) -> tuple[list[int], int]:
-    """Token ids of prompt + " " + answer and the prompt's length in tokens. Remembered per
-    tokenizer: every accuracy re-reads the same pairs (a faithfulness check scores them ~20 times)."""
+    """Token ids of prompt + " " + answer and the prompt's length in tokens (`encode_pairs`)."""
+    return encode_pairs(tokenizer, [(prompt, answer)])[0]
+
+
+def encode_pairs(tokenizer, pairs: list[tuple[str, str]]) -> list[tuple[list[int], int]]:
+    """`encode_pair` of many pairs: the ones not seen before are tokenised in two batched calls
+    (each distinct prompt once). Remembered per tokenizer: every accuracy re-reads the same
+    pairs (a faithfulness check scores them ~20 times)."""
     try:
         memo = _ENCODED.setdefault(tokenizer, {})
     except TypeError:  # a tokenizer that cannot be weakly referenced: nothing remembered
         memo = {}
-    key = (prompt, answer, len(tokenizer))
-    hit = memo.get(key)
-    if hit is None:
-        p = tokenizer(prompt)["input_ids"]
-        full = tokenizer(prompt + " " + answer)["input_ids"]
-        if full[: len(p)] != p:  # BPE merged across the boundary: fall back to concatenation
-            full = p + tokenizer(" " + answer, add_special_tokens=False)["input_ids"]
-        if len(memo) >= _ENCODED_MAX:
+    vocab = len(tokenizer)
+    todo = [pa for pa in dict.fromkeys(pairs) if (*pa, vocab) not in memo]
+    if todo:
+        if len(memo) + len(todo) > _ENCODED_MAX:
             memo.clear()
-        hit = memo[key] = (tuple(full), len(p))
-    return list(hit[0]), hit[1]
+        prompts = list(dict.fromkeys(p for p, _ in todo))
+        prompt_ids = dict(zip(prompts, tokenizer(prompts)["input_ids"]))
+        fulls = tokenizer([f"{p} {a}" for p, a in todo])["input_ids"]
+        for (p, a), full in zip(todo, fulls):
+            ids = prompt_ids[p]
+            if full[: len(ids)] != ids:  # BPE merged across the boundary: fall back to concatenation
+                full = ids + tokenizer(" " + a, add_special_tokens=False)["input_ids"]
+            memo[(p, a, vocab)] = (tuple(full), len(ids))
+    out = []
+    for p, a in pairs:
+        full, n = memo[(p, a, vocab)]
+        out.append((list(full), n))
+    return out
 
 
 def answer_batches(tokenizer, examples: list[Example], batch_size: int = 64):
     """Teacher-forcing batches of prompt + answer (right-padded): (ids, mask, labels) with
     labels -100 everywhere except on answer tokens. For losses and gradients."""
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    seqs = [encode_pair(tokenizer, ex.prompt, ex.answer) for ex in examples]
+    seqs = encode_pairs(tokenizer, [(ex.prompt, ex.answer) for ex in examples])
     for start in range(0, len(seqs), batch_size):
         chunk = seqs[start : start + batch_size]
         width = max(len(s) for s, _ in chunk)
