@@ -24,7 +24,7 @@ of the node's |score| on retain prompts, so nodes every fact uses rank below fac
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
@@ -34,6 +34,7 @@ from ..registry import check_positive, check_range
 from ..hooks import hook_session
 from ..models.arch import resolve, table_for
 from ..models.linear_probe import probe_accuracy
+from ..models.scoring import keep_last
 from ..progress import tqdm
 from ..sites import HeadSite, HookSite, NeuronSite, Site, SiteKind
 from ..tasks.prompts import Batch, batches, build_prompts
@@ -118,13 +119,14 @@ def logit_diff(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     return right - wrong.sum(1) / valid.sum(1)
 
 
-def _corrupt_embeddings(model, batch: Batch, scale: float, seed: int):
-    """A patch function adding N(0, (scale·σ_emb)²) to the subject embeddings."""
+def _corrupt_embeddings(model, batch: Batch, scale: float, seed: int, copies: int = 1):
+    """A patch function adding N(0, (scale·σ_emb)²) to the subject embeddings (the same noise
+    for each of `copies` stacked copies of the batch)."""
     emb = model.get_input_embeddings().weight
     sigma = float(emb.detach().std()) * scale
     gen = torch.Generator().manual_seed(seed)
     noise = torch.randn((*batch.ids.shape, emb.shape[1]), generator=gen) * sigma
-    noise = noise * batch.subject_mask[..., None]
+    noise = (noise * batch.subject_mask[..., None]).repeat(copies, 1, 1)
     return lambda x: x + noise.to(x.dtype)
 
 
@@ -134,13 +136,28 @@ def _run(model, ids, session_setup) -> torch.Tensor:
         return model(input_ids=ids).logits
 
 
-def _corrupt_input(model, batch: Batch, config: CircuitConfig, hs, seed: int) -> torch.Tensor:
-    """Adds the corruption to a hook session; returns the ids to feed."""
+def _corrupt_input(model, batch: Batch, config: CircuitConfig, hs, seed: int, copies: int = 1) -> torch.Tensor:
+    """Adds the corruption to a hook session; returns the ids to feed (`copies` copies of the
+    batch stacked, each corrupted alike)."""
     if config.corruption == "noise":
         hs.patch(resolve(HookSite(None, "hook_embed"), model).module, "output",
-                 _corrupt_embeddings(model, batch, config.noise_scale, seed))
-        return batch.ids
-    return batch.corrupt
+                 _corrupt_embeddings(model, batch, config.noise_scale, seed, copies))
+        return batch.ids.repeat(copies, 1)
+    return batch.corrupt.repeat(copies, 1)
+
+
+def _restore_nodes(clean: torch.Tensor, pos: torch.Tensor, nodes: range, width: int):
+    """A patch function for `len(nodes)` stacked copies of a batch: copy r gets the clean
+    activation back in the columns of node `nodes[r]`, at the positions `pos` ([b, n, 1])."""
+    cols = torch.zeros(len(nodes), clean.shape[-1], dtype=torch.bool)
+    for r, j in enumerate(nodes):
+        cols[r, j * width : (j + 1) * width] = True
+    keep = cols[:, None, None, :] & pos.bool()[None]  # [copies, b, n, d]
+
+    def restore(x):
+        x = x.reshape(len(nodes), -1, *x.shape[1:])
+        return torch.where(keep, clean[None].to(x.dtype), x).reshape(-1, *x.shape[2:])
+    return restore
 
 
 def patching_scores(loaded, prompts, groups: list[NodeGroup], config: CircuitConfig,
@@ -153,6 +170,7 @@ def patching_scores(loaded, prompts, groups: list[NodeGroup], config: CircuitCon
         raise WorkbenchInputError("no prompt has a corruption of equal token length; try corruption=noise")
     totals = {i: torch.zeros(len(g.sites), dtype=torch.float64) for i, g in enumerate(groups)}
     count = 0
+    last = keep_last(model)  # the metric reads the last position only
     was_training = model.training
     model.eval()
     bar = tqdm(total=len(todo) * (1 if config.method == "attribution" else 1 + len(groups)),
@@ -164,7 +182,7 @@ def patching_scores(loaded, prompts, groups: list[NodeGroup], config: CircuitCon
             with torch.no_grad(), hook_session(model) as hs:
                 for i, g in enumerate(groups):
                     hs.read(g.module, g.io, clean, i)
-                model(input_ids=batch.ids)
+                model(input_ids=batch.ids, **last)
             clean = {i: a.clone() for i, a in clean.items()}
             if config.method == "attribution":
                 acts: dict = {}
@@ -172,7 +190,7 @@ def patching_scores(loaded, prompts, groups: list[NodeGroup], config: CircuitCon
                     ids = _corrupt_input(model, batch, config, hs, config.seed + b_i)
                     for i, g in enumerate(groups):
                         hs.read(g.module, g.io, acts, i, detach=False)
-                    metric = logit_diff(model(input_ids=ids).logits, batch).sum()
+                    metric = logit_diff(model(input_ids=ids, **last).logits, batch).sum()
                 keys = list(acts)
                 grads = torch.autograd.grad(metric, [acts[i] for i in keys])
                 for i, grad in zip(keys, grads):
@@ -183,20 +201,20 @@ def patching_scores(loaded, prompts, groups: list[NodeGroup], config: CircuitCon
                 with torch.no_grad():
                     with hook_session(model) as hs:
                         ids = _corrupt_input(model, batch, config, hs, config.seed + b_i)
-                        base = logit_diff(model(input_ids=ids).logits, batch)
+                        base = logit_diff(model(input_ids=ids, **last).logits, batch)
+                    # several nodes per forward: the batch stacked once per node, each copy
+                    # patching its own node (small batches of a real task fill the matrix units)
+                    per_pass = max(1, config.batch_size // len(batch.prompts))
                     for i, g in enumerate(groups):
-                        for j in range(len(g.sites)):
-                            cols = slice(j * g.width, (j + 1) * g.width)
-
-                            def restore(x, i=i, cols=cols):
-                                x = x.clone()
-                                x[..., cols] = torch.where(pos.bool(), clean[i][..., cols], x[..., cols])
-                                return x
+                        for start in range(0, len(g.sites), per_pass):
+                            nodes = range(start, min(start + per_pass, len(g.sites)))
+                            stacked = replace(batch, answer=batch.answer.repeat(len(nodes)),
+                                              wrong=batch.wrong.repeat(len(nodes), 1))
                             with hook_session(model) as hs:
-                                ids = _corrupt_input(model, batch, config, hs, config.seed + b_i)
-                                hs.patch(g.module, g.io, restore)
-                                patched = logit_diff(model(input_ids=ids).logits, batch)
-                            totals[i][j] += float((patched - base).sum())
+                                ids = _corrupt_input(model, batch, config, hs, config.seed + b_i, len(nodes))
+                                hs.patch(g.module, g.io, _restore_nodes(clean[i], pos, nodes, g.width))
+                                patched = logit_diff(model(input_ids=ids, **last).logits, stacked)
+                            totals[i][start : nodes.stop] += (patched.reshape(len(nodes), -1) - base).sum(1).double()
                         bar.update(1)
                     bar.update(1)
             count += len(batch.prompts)
@@ -219,7 +237,7 @@ def resid_at_subject(loaded, prompts, batch_size: int = 64) -> tuple[list[torch.
         with hook_session(model) as hs:
             for L, r in enumerate(points):
                 hs.read(r.module, r.io, store, L)
-            model(input_ids=batch.ids)
+            model(input_ids=batch.ids, **keep_last(model))
         last = torch.tensor([max(p.subject) for p in batch.prompts])
         for L in range(n_layers):
             feats[L].append(store[L][torch.arange(len(last)), last].float())
