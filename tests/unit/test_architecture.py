@@ -24,7 +24,8 @@ ALLOWED = {
     "faithfulness": LOWER | {"sae", "localise", "edit"},
     "pipeline": LOWER | {"sae", "localise", "edit", "faithfulness", "probes"},
     "study": LOWER | {"sae", "localise", "edit", "faithfulness", "probes", "pipeline"},
-    "cli": LOWER | {"sae", "localise", "edit", "faithfulness", "probes", "pipeline", "study"},
+    "bench": LOWER | {"sae", "localise", "edit", "faithfulness", "probes", "pipeline"},
+    "cli": LOWER | {"sae", "localise", "edit", "faithfulness", "probes", "pipeline", "study", "bench"},
     "app": LOWER | {"sae", "localise", "edit", "faithfulness", "probes", "pipeline", "study"},
 }
 

@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from .bench import bench_cmd
 from .demo import app_cmd, demo
 from .edit import edit_cmd
 from .localise import agreement_cmd, localise_cmd
@@ -28,6 +29,7 @@ app.command("edit")(edit_cmd)
 app.command("probe")(probe_cmd)
 app.command("app")(app_cmd)
 app.command("demo")(demo)
+app.command("bench")(bench_cmd)
 
 
 def main() -> None:
