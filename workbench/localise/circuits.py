@@ -231,13 +231,13 @@ def resid_at_subject(loaded, prompts, batch_size: int = 64) -> tuple[list[torch.
     n_layers = model.config.num_hidden_layers
     points = [resolve(HookSite(L, "hook_resid_post"), model) for L in range(n_layers)]
     feats: list[list[torch.Tensor]] = [[] for _ in range(n_layers)]
-    order = []
+    order, last_only = [], keep_last(model)
     for batch in batches(prompts, batch_size):
         store: dict = {}
         with hook_session(model) as hs:
             for L, r in enumerate(points):
                 hs.read(r.module, r.io, store, L)
-            model(input_ids=batch.ids, **keep_last(model))
+            model(input_ids=batch.ids, **last_only)
         last = torch.tensor([max(p.subject) for p in batch.prompts])
         for L in range(n_layers):
             feats[L].append(store[L][torch.arange(len(last)), last].float())

@@ -86,6 +86,7 @@ def _shared(model, seqs: list[tuple[list[int], int]], batch_size: int):
     device = next(model.parameters()).device
     accepts = inspect.signature(model.forward).parameters
     cache_arg = "cache" if "cache" in accepts else "past_key_values"  # transformers renamed it
+    last_only = keep_last(model)
     by_prompt: dict[tuple, list[int]] = {}
     for i, (s, n) in enumerate(seqs):
         by_prompt.setdefault(tuple(s[:n]), []).append(i)
@@ -95,7 +96,7 @@ def _shared(model, seqs: list[tuple[list[int], int]], batch_size: int):
         n_prompt = len(prompts[idx[0]])
         longer = [(r, i) for r, j in enumerate(idx) for i in by_prompt[prompts[j]] if len(seqs[i][0]) - n_prompt > 1]
         res = model(input_ids=torch.tensor([prompts[j] for j in idx], device=device), use_cache=bool(longer),
-                    **keep_last(model))
+                    **last_only)
         last = res.logits[:, -1].float()
         first_lp, first_best = torch.log_softmax(last, -1), last.argmax(-1)
         members = [(r, i) for r, j in enumerate(idx) for i in by_prompt[prompts[j]]]
@@ -141,12 +142,15 @@ def score_examples(model, tokenizer, examples: Sequence[Example], batch_size: in
     seqs = encode_pairs(tokenizer, pairs)
     was_training = model.training
     model.eval()
-    distinct = list(dict.fromkeys((tuple(s), n) for s, n in seqs))  # an MC answer is also an option
-    where = {key: k for k, key in enumerate(distinct)}
+    where: dict[tuple, int] = {}  # each distinct sequence once (an MC answer is also an option)
+    unique = []
+    for s, n in seqs:
+        if where.setdefault((tuple(s), n), len(unique)) == len(unique):
+            unique.append((s, n))
     try:
-        got = _shared(model, [(list(s), n) for s, n in distinct], batch_size)
+        got = _shared(model, unique, batch_size)
         if got is None:
-            got = _run(model, tokenizer, [(list(s), n) for s, n in distinct], batch_size)
+            got = _run(model, tokenizer, unique, batch_size)
         results = [got[where[(tuple(s), n)]] for s, n in seqs]
     finally:
         model.train(was_training)

@@ -139,14 +139,9 @@ _ENCODED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # tokenizer
 _ENCODED_MAX = 200_000  # pairs kept per tokenizer
 
 
-def encode_pair(tokenizer, prompt: str, answer: str) -> tuple[list[int], int]:
-    """Token ids of prompt + " " + answer and the prompt's length in tokens (`encode_pairs`)."""
-    return encode_pairs(tokenizer, [(prompt, answer)])[0]
-
-
 def encode_pairs(tokenizer, pairs: list[tuple[str, str]]) -> list[tuple[list[int], int]]:
-    """`encode_pair` of many pairs: the ones not seen before are tokenised in two batched calls
-    (each distinct prompt once). Remembered per tokenizer: every accuracy re-reads the same
+    """Token ids of each prompt + " " + answer and the prompt's length in tokens. The pairs not
+    seen before are tokenised in two batched calls (each distinct prompt once). Remembered per tokenizer: every accuracy re-reads the same
     pairs (a faithfulness check scores them ~20 times)."""
     try:
         memo = _ENCODED.setdefault(tokenizer, {})
