@@ -6,9 +6,17 @@ the behaviour while the vectors stay intact.
 
 The concept-vector means carry a 95% bootstrap interval over the followed vectors (each vector
 one unit): how much the mean depends on which of the task's top vectors were followed. The
-weights themselves are measured exactly; an edit's seed spread is the study's to show."""
+weights themselves are measured exactly; an edit's seed spread is the study's to show.
+
+**The baseline** (`traces.random.*`): the same metrics for random value vectors matched to the
+followed ones by layer and norm (for each followed vector, one of the `POOL` other vectors of its
+layer closest to it in norm, seeded by the sites), under the same edit. A whole-model
+fine-tuning moves every vector a little, so "the concept vectors survive" is a finding only when
+`traces.concept_vs_random.*` (concept mean minus random mean, with the interval of the
+difference over vectors) lies above 0 for cosine and Jaccard (below 0 for L2)."""
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 import torch
@@ -18,7 +26,7 @@ from workbench.models.readouts import top_tokens, value_vectors
 from workbench.registry import check_positive
 from workbench.sites import NeuronSite
 
-from workbench.stats import mean_interval
+from workbench.stats import difference_interval, mean_interval
 
 from .base import Context, ProbeFamily, mean, register
 from .result import ORACLES, Metric
@@ -26,6 +34,7 @@ from .result import ORACLES, Metric
 NOT_COMPARABLE = ("independently trained weights: value vectors are not aligned with the "
                   "original's, so a before/after comparison has no meaning")
 NO_SITES = "no concept vectors given to follow (the pipeline passes the concept localiser's top sites)"
+POOL = 10  # a followed vector's random stand-in is one of the POOL vectors of its layer closest in norm
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,21 @@ def _top_k(model) -> int:
 
 def _value_matrix(model, layer: int) -> torch.Tensor:
     return value_vectors(model, layer).float().clone()
+
+
+def matched_random(originals: list[torch.Tensor], sites: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """One random value vector per followed site: of the same layer, not followed, not drawn
+    before, among the `POOL` closest in norm (seeded by the sites, so the same sites give the
+    same baseline)."""
+    followed = set(sites)
+    rng = random.Random("traces|" + ",".join(f"{L}.{j}" for L, j in sites))
+    out: list[tuple[int, int]] = []
+    for L, j in sites:
+        norms = originals[L].norm(dim=-1)
+        order = (norms - norms[j]).abs().argsort().tolist()
+        pool = [i for i in order if (L, i) not in followed and (L, i) not in out][:POOL]
+        out.append((L, rng.choice(pool)))
+    return out
 
 
 def _compare_vectors(model, before: torch.Tensor, after: torch.Tensor, k: int):
@@ -61,6 +85,7 @@ class Traces(ProbeFamily):
     summary = "parametric traces: concept and touched value vectors, cosine, L2, top-k token Jaccard"
     Config = TracesConfig
     needs_original = True
+    version = 2  # 2: the random matched baseline
 
     def sites(self, ctx: Context) -> list[tuple[int, int]]:
         ranked = [s for s in (ctx.trace_sites or []) if isinstance(s, NeuronSite)]
@@ -84,15 +109,19 @@ class Traces(ProbeFamily):
         k = _top_k(model)
         sites = self.sites(ctx)
         now = {L: _value_matrix(model, L) for L in range(len(originals))}
-        concept = []
-        if sites:
-            before = torch.stack([originals[L][j] for L, j in sites])
-            after = torch.stack([now[L][j] for L, j in sites])
+        dec = lambda ids: [tok.decode([i]).strip() for i in ids[:10]]  # noqa: E731
+
+        def follow(pairs):
+            if not pairs:
+                return []
+            before = torch.stack([originals[L][j] for L, j in pairs])
+            after = torch.stack([now[L][j] for L, j in pairs])
             cos, l2, jac, tb, ta = _compare_vectors(model, before, after, k)
-            dec = lambda ids: [tok.decode([i]).strip() for i in ids[:10]]  # noqa: E731
-            concept = [{"site": str(NeuronSite(L, j)), "cos": c, "l2": d, "jaccard": jj,
-                        "tokens_before": dec(b), "tokens_after": dec(a)}
-                       for (L, j), c, d, jj, b, a in zip(sites, cos, l2, jac, tb.tolist(), ta.tolist())]
+            return [{"site": str(NeuronSite(L, j)), "cos": c, "l2": d, "jaccard": jj,
+                     "tokens_before": dec(b), "tokens_after": dec(a)}
+                    for (L, j), c, d, jj, b, a in zip(pairs, cos, l2, jac, tb.tolist(), ta.tolist())]
+        concept = follow(sites)
+        rand = follow(matched_random(originals, sites)) if sites else []
         touched = {"n": 0, "cos": [], "l2": [], "jaccard": []}
         for L, w0 in enumerate(originals):
             cols = ((now[L] - w0).abs().amax(-1) > 0).nonzero()[:, 0]
@@ -102,7 +131,7 @@ class Traces(ProbeFamily):
                 touched["cos"] += cos
                 touched["l2"] += l2
                 touched["jaccard"] += jac
-        return {"concept": concept, "touched": touched, "top_k": k}
+        return {"concept": concept, "random": rand, "touched": touched, "top_k": k}
 
     def compare(self, ctx: Context, raws: dict, missing: dict):
         metrics = []
@@ -118,23 +147,37 @@ class Traces(ProbeFamily):
                                    f"(1 / 0 / 1 = the trace is intact); interval over the followed vectors")
             t = Metric(f"traces.touched.{what}", "traces", direction,
                        description=f"value vectors the edit changed: mean {what} before/after")
+            b = Metric(f"traces.random.{what}", "traces", direction,
+                       description=f"the baseline: random value vectors matched by layer and norm, mean {what} "
+                                   f"before/after the same edit; interval over the vectors")
+            d = Metric(f"traces.concept_vs_random.{what}", "traces", direction,
+                       description=f"concept minus random vectors' mean {what}: the trace survives beyond what "
+                                   f"the edit leaves of any vector only where its interval excludes 0")
             for r, x in raws.items():
                 if r in ORACLES:
-                    m.notes[r] = t.notes[r] = NOT_COMPARABLE
+                    m.notes[r] = t.notes[r] = b.notes[r] = d.notes[r] = NOT_COMPARABLE
                     continue
                 if x["concept"]:
                     values = [c[what] for c in x["concept"]]
                     m.values[r] = mean(values)
                     m.intervals[r] = list(mean_interval(values, [c["site"] for c in x["concept"]]))
+                    rvals = [c[what] for c in x.get("random", [])]
+                    if rvals:
+                        b.values[r] = mean(rvals)
+                        b.intervals[r] = list(mean_interval(rvals, [c["site"] for c in x["random"]]))
+                        d.values[r] = m.values[r] - b.values[r]
+                        d.intervals[r] = list(difference_interval(values, [c["site"] for c in x["concept"]], rvals,
+                                                                  [c["site"] for c in x["random"]]))
                 else:
-                    m.notes[r] = NO_SITES
+                    m.notes[r] = b.notes[r] = d.notes[r] = NO_SITES
                 if x["touched"]["n"]:
                     t.values[r] = mean(x["touched"][what])
                 else:
                     t.notes[r] = "no value vector changed in the weights"
-            metrics += [m, t]
+            metrics += [m, b, d, t]
         metrics.append(Metric("traces.touched.count", "traces", "lower",
                               {r: float(x["touched"]["n"]) for r, x in raws.items() if r not in ORACLES},
                               notes={r: NOT_COMPARABLE for r in raws if r in ORACLES},
                               description="value vectors whose weights changed"))
-        return metrics, {r: {"concept": x["concept"], "top_k": x["top_k"]} for r, x in raws.items() if r not in ORACLES}
+        return metrics, {r: {"concept": x["concept"], "random": x.get("random", []), "top_k": x["top_k"]}
+                         for r, x in raws.items() if r not in ORACLES}

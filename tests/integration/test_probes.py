@@ -126,6 +126,16 @@ def test_hook_edit_forgets_behaviourally_but_leaves_the_weights(small_dense):
     assert rt.value("behaviour.forget.all", "edited") < rt.value("behaviour.forget.all", "original")
     assert "oracle" in rh.missing and rh.missing["oracle"] == "not requested"
     assert rh.details["traces"]["edited"]["concept"][0]["tokens_before"]
+    # the baseline: random vectors matched by layer and norm, under the same edit
+    assert rh.value("traces.random.cos", "edited") == pytest.approx(1.0)
+    assert rt.value("traces.random.cos", "edited") < 1.0
+    followed = {c["site"] for c in rt.details["traces"]["edited"]["concept"]}
+    randoms = [c["site"] for c in rt.details["traces"]["edited"]["random"]]
+    assert len(randoms) == len(followed) == 10 and not followed & set(randoms)
+    diff = rt.value("traces.concept_vs_random.cos", "edited")
+    assert diff == pytest.approx(rt.value("traces.concept.cos", "edited") - rt.value("traces.random.cos", "edited"))
+    lo, hi = rt.interval("traces.concept_vs_random.cos", "edited")
+    assert lo <= diff + 1e-9 and diff <= hi + 1e-9
 
 
 def test_relearning_attacks_the_baked_checkpoint_of_an_ablation(small_dense, small_dense_oracle):

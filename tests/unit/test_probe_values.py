@@ -155,3 +155,20 @@ def test_every_probe_family_is_registered_and_documented(name):
 
     assert FAMILIES.get(name).summary
     assert f"`{name}`" in (Path(__file__).parents[2] / "README.md").read_text()
+
+
+def test_trace_baseline_vectors_are_matched_by_layer_and_norm_and_never_followed():
+    import torch
+
+    from probes.traces import POOL, matched_random
+
+    gen = torch.Generator().manual_seed(0)
+    originals = [torch.randn(64, 8, generator=gen) * torch.linspace(0.1, 5, 64)[:, None] for _ in range(3)]
+    sites = [(0, 3), (0, 40), (2, 63), (2, 62)]
+    rand = matched_random(originals, sites)
+    assert rand == matched_random(originals, sites)  # seeded by the sites
+    assert [L for L, _ in rand] == [L for L, _ in sites] and not set(rand) & set(sites) and len(set(rand)) == 4
+    for (L, j), (_, i) in zip(sites, rand):
+        norms = originals[L].norm(dim=-1)
+        closer = int(((norms - norms[j]).abs() < (norms[i] - norms[j]).abs()).sum())
+        assert closer <= POOL + len(sites), (j, i, closer)  # among the closest in norm (the followed ones aside)
