@@ -26,10 +26,25 @@ def base(**over) -> dict:
 
 
 def test_bundled_studies_expand_to_unique_cells():
-    for name in ("default", "quick"):
+    from workbench.study.config import BUNDLED
+
+    for name in BUNDLED:
         study = load_study(name)
         ids = [c.id for c in study.cells()]
         assert ids and len(ids) == len(set(ids))
+    # WAGLE at its authors' budgets, next to the small ones
+    assert {c.budget for c in load_study("wagle").cells() if c.localiser == "wagle"} == {0.01, 0.05, 0.5, 0.95}
+
+
+def test_a_localiser_may_have_its_own_budgets():
+    d = base(budgets=[0.05])
+    d["localiser"][0]["budgets"] = [0.5, 0.95]
+    cells = parse_study(d).cells()
+    assert {c.budget for c in cells if c.localiser == "wagle"} == {0.5, 0.95}
+    assert {c.budget for c in cells if c.localiser == "concept"} == {0.05}  # the study's
+    d["localiser"][0]["budgets"] = [1.5]
+    with pytest.raises(StudyError, match=r"localiser\[0\]\.budgets.*1\.5 is not a fraction"):
+        parse_study(d)
     default = load_study("default")
     methods = {c.localiser_method for c in default.cells()} - {None}
     from workbench.localise import LOCALISERS

@@ -14,6 +14,7 @@
     label = "wagle"             # optional; default: the method
     options = { gamma = 1e-3 }  # optional
     models = ["testbed:dense"]  # optional: only on these models
+    budgets = [0.05, 0.5, 0.95] # optional: its own budgets instead of the study's
 
     [[operator]]
     name = "graddiff"           # a registered operator (`workbench edit --list`)
@@ -41,7 +42,7 @@ from ..errors import MissingInputError, WorkbenchInputError
 from ..registry import config_from_dict
 
 NONE = "none"  # the localiser label for "no localisation: the whole model"
-BUNDLED = ("default", "quick")
+BUNDLED = ("default", "quick", "wagle")
 _TOP_KEYS = {"name", "seeds", "budgets", "threads", "model", "localiser", "operator", "probes", "description"}
 
 
@@ -61,6 +62,7 @@ class LocaliserEntry:
     label: str
     options: dict = field(default_factory=dict)
     models: tuple[str, ...] | None = None
+    budgets: tuple[float, ...] | None = None  # its own budgets (e.g. WAGLE's published 50% and 95%)
 
     @property
     def kinds(self) -> frozenset:
@@ -153,7 +155,8 @@ class Study:
                             continue
                         uses_budget = loc is not None and _has_field(cls.Config, "fraction") and \
                             "fraction" not in op.options and "k" not in op.options
-                        for budget in (self.budgets if uses_budget else (None,)):
+                        own = loc.budgets if loc is not None and loc.budgets else self.budgets
+                        for budget in (own if uses_budget else (None,)):
                             for seed in self.seeds:
                                 out.append(self._cell(m.spec, task, loc, op, cls, budget, seed))
         return out
@@ -211,6 +214,14 @@ def resolve_path(study: str | Path) -> Path:
     raise MissingInputError(f"study file {str(study)!r} does not exist")
 
 
+def _budgets(value, where: str, fail) -> tuple[float, ...]:
+    budgets = _list_of(value, (int, float), where, fail)
+    for b in budgets:
+        if not 0 < b <= 1:
+            fail(where, f"{b!r} is not a fraction in (0, 1]")
+    return tuple(float(b) for b in budgets)
+
+
 def load_study(study: str | Path) -> Study:
     path = resolve_path(study)
     try:
@@ -238,12 +249,9 @@ def parse_study(data: dict, source: str = "<study>") -> Study:
         fail("name", f"{name!r}: expected letters, digits, '.', '_' or '-', starting with a letter or digit "
                      f"(the name is the run directory's)")
     seeds = _list_of(data.get("seeds", [0]), int, "seeds", fail)
-    budgets = _list_of(data.get("budgets", [0.05]), (int, float), "budgets", fail)
+    budgets = _budgets(data.get("budgets", [0.05]), "budgets", fail)
     if min(seeds) < 0:
         fail("seeds", f"{seeds!r}: expected integers >= 0")
-    for b in budgets:
-        if not 0 < b <= 1:
-            fail("budgets", f"{b!r} is not a fraction in (0, 1]")
     threads = data.get("threads", 0)
     if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
         fail("threads", f"{threads!r}: expected an integer >= 0 (0 = every core)")
@@ -268,7 +276,7 @@ def parse_study(data: dict, source: str = "<study>") -> Study:
     localisers = []
     for i, entry in enumerate(_tables(data, "localiser", fail)):
         where = f"localiser[{i}]"
-        _keys(entry, {"method", "label", "options", "models"}, where, fail)
+        _keys(entry, {"method", "label", "options", "models", "budgets"}, where, fail)
         method = entry.get("method")
         if method not in LOCALISERS:
             fail(f"{where}.method", f"{method!r}: expected one of {', '.join(LOCALISERS.names())}")
@@ -276,7 +284,8 @@ def parse_study(data: dict, source: str = "<study>") -> Study:
         label = entry.get("label", method)
         if not isinstance(label, str) or not label or label == NONE:
             fail(f"{where}.label", f"{label!r}: expected a non-empty string other than {NONE!r}")
-        localisers.append(LocaliserEntry(method, label, options, _models(entry, where, specs, fail)))
+        own = _budgets(entry["budgets"], f"{where}.budgets", fail) if "budgets" in entry else None
+        localisers.append(LocaliserEntry(method, label, options, _models(entry, where, specs, fail), own))
     labels = [loc.label for loc in localisers]
     dup = {x for x in labels if labels.count(x) > 1}
     if dup:
@@ -329,7 +338,7 @@ def parse_study(data: dict, source: str = "<study>") -> Study:
     except WorkbenchInputError as exc:
         fail("probes", str(exc))
     study = Study(name, tuple(models), tuple(localisers), tuple(operators), pconfig.to_dict(),
-                  tuple(seeds), tuple(float(b) for b in budgets), threads, source,
+                  tuple(seeds), budgets, threads, source,
                   str(data.get("description", "")), probes_follow_seed="seed" not in pdict)
     if not study.cells():
         fail("operator", "the study expands to no cell: no operator pairs with any localiser "
