@@ -79,26 +79,22 @@ def point_comparisons(code: str) -> list[str]:
     return found
 
 
-RELATIONS_ONE = [  # on intervals: "resolved" = the difference's 95% interval lies above 0; "within d" =
-    # it lies below d, so the difference is smaller than d (the check had the power to see a larger one)
+RELATIONS_ONE = [  # on intervals: "resolved" = the 95% interval lies above 0; "within d" = it lies below d
+    # (the check had the power to see a larger effect); verdicts are the check's words (workbench.faithfulness)
     'assert top_site["circuits"] == "blocks.3.hook_mlp_out", "the circuits\' top node is the last MLP\'s output"',
     'assert min(m[f"spearman {p}"] for p in ("wagle~salun", "salun~snip", "wagle~snip")) > 0.8, "gradient scores agree"',
     'assert m["spearman concept~wagle"] < 0.3, "concept vectors point elsewhere"',
     'resolved = lambda k: m[f"{k} low"] > 0',
     'within = lambda k, d: m[f"{k} high"] < d',
-    'MARGIN, NOTHING = 0.25, 0.1  # "about as far": within a quarter of accuracy; "nothing": within a tenth',
-    'for name in ("wagle", "salun", "snip", "magnitude"):  # beyond random, but not forget-specific',
-    '    assert resolved(f"{name} excess_over_random @0.01"), name',
-    '    assert within(f"{name} forget_minus_retain @0.01", MARGIN), name',
-    'assert within("circuits forget_minus_retain @0.01", MARGIN), "the top node serves every fact"',
-    'for b in (0.01, 0.05):  # selective: forget-specific beyond noise',
-    '    assert resolved(f"selective forget_minus_retain @{b:g}") and resolved(f"selective excess_over_random @{b:g}"), b',
-    'SAE = ("beyond noise: specific to the forget facts" if resolved("sae excess_over_random @20") and',
-    '       resolved("sae forget_minus_retain @20") else "inside the noise at this sample size: not resolved")',
-    'assert within("concept excess_over_random @0.05", NOTHING), "concept ~ random"',
+    'NOTHING = 0.1  # "nothing": an excess within a tenth of accuracy for its whole interval',
+    'assert verdict["circuits", 0.01] == "unspecific", "the last MLP breaks every fact"',
+    'for name in ("wagle", "salun", "snip"):  # beyond random sites, but the neighbours and retain people fall too',
+    '    assert resolved(f"{name} forget_excess @0.05") and verdict[name, 0.05] == "unspecific", name',
+    'assert verdict["random", 0.01] != "specific" and verdict["random", 0.05] != "specific", "the null"',
+    'assert within("concept forget_excess @0.05", NOTHING), "concept ~ random"',
     'if smol is not None:',
-    '    assert within("smol concept excess_over_random @0.01", NOTHING)',
-    '    assert resolved("smol circuits excess_over_random @0.01")',
+    '    assert within("smol concept forget_excess @0.01", NOTHING)',
+    '    assert resolved("smol circuits forget_excess @0.01")',
 ]
 CONCLUSION_ONE = """## Conclusion (every number is this run's; [low, high]: 95% interval over people)
 
@@ -107,41 +103,37 @@ CONCLUSION_ONE = """## Conclusion (every number is this run's; [low, high]: 95% 
   for WAGLE~SalUn with top-3 Jaccard {m["jaccard@3 wagle~salun"]:.2f}, {m["spearman salun~snip"]:.3f} for
   SalUn~SNIP, {m["spearman wagle~snip"]:.3f} for WAGLE~SNIP); concept vectors point elsewhere (Spearman
   {m["spearman concept~wagle"]:.3f} against WAGLE).
-- **Most localisers find what every fact needs, not where these facts live.** Zeroing the top 1%
-  of weights by WAGLE, SalUn, SNIP or magnitude drops forget accuracy by {m["wagle forget_drop @0.01"]:.3f},
-  {m["salun forget_drop @0.01"]:.3f}, {m["snip forget_drop @0.01"]:.3f} and {m["magnitude forget_drop @0.01"]:.3f}
-  (random weights of the same number: {m["wagle random_forget_drop @0.01"]:.3f}), more than twice the random
-  drop beyond noise (WAGLE's excess over it: [{m["wagle excess_over_random @0.01 low"]:.3f},
-  {m["wagle excess_over_random @0.01 high"]:.3f}]); but retain accuracy falls about as far
-  ({m["wagle retain_drop @0.01"]:.3f}, {m["salun retain_drop @0.01"]:.3f},
-  {m["snip retain_drop @0.01"]:.3f} and {m["magnitude retain_drop @0.01"]:.3f}): for each, the forget drop
-  exceeds the retain drop by less than {MARGIN:.2f} beyond noise (WAGLE: [{m["wagle forget_minus_retain @0.01 low"]:.3f},
-  {m["wagle forget_minus_retain @0.01 high"]:.3f}]). The circuits' top node, the last MLP's output, is needed
-  by every fact (forget drop {m["circuits forget_drop @0.01"]:.3f}, retain {m["circuits retain_drop @0.01"]:.3f};
-  forget minus retain [{m["circuits forget_minus_retain @0.01 low"]:.3f},
-  {m["circuits forget_minus_retain @0.01 high"]:.3f}]).
-- **The `selective` weight score is specific to the forget facts, beyond noise.** Scoring weights by
-  forget saliency against retain saliency drops forget accuracy by {m["selective forget_drop @0.01"]:.3f} at 1% and
-  {m["selective forget_drop @0.05"]:.3f} at 5% while retain drops {m["selective retain_drop @0.01"]:.3f} and
-  {m["selective retain_drop @0.05"]:.3f} (forget minus retain [{m["selective forget_minus_retain @0.01 low"]:.3f},
-  {m["selective forget_minus_retain @0.01 high"]:.3f}] and [{m["selective forget_minus_retain @0.05 low"]:.3f},
-  {m["selective forget_minus_retain @0.05 high"]:.3f}]). Clamping the top 20 SAE features drops forget by
-  {m["sae forget_drop @20"]:.3f} against {m["sae random_forget_drop @20"]:.3f} for random features of similar
-  firing rate, retain by {m["sae retain_drop @20"]:.3f} (forget minus retain [{m["sae forget_minus_retain @20 low"]:.3f},
-  {m["sae forget_minus_retain @20 high"]:.3f}]): {SAE}.
-- **Concept vectors find nothing to ablate here** (forget drop {m["concept forget_drop @0.05"]:.3f} at 5%,
-  random {m["concept random_forget_drop @0.05"]:.3f}; the excess over twice the random drop
-  [{m["concept excess_over_random @0.05 low"]:.3f}, {m["concept excess_over_random @0.05 high"]:.3f}] lies
-  below {NOTHING:.2f}): the fictitious people share their answers (cities, jobs) with everyone else, so the forget
-  facts have no vocabulary of their own for a value vector to write.
+- **What most localisers find is what every fact needs, not where these facts live.** The circuits'
+  top node, the last MLP's output ({m["circuits params @0.01"]:,.0f} parameters, more than the 1% budget), reads
+  `{verdict["circuits", 0.01]}`: forget accuracy falls by {m["circuits forget_drop @0.01"]:.3f}
+  against {m["circuits forget_random @0.01"]:.3f} for another layer's MLP, but the neighbours fall by
+  {m["circuits neighbour_drop @0.01"]:.3f} and the retain people no edit reads by {m["circuits retain_eval_drop @0.01"]:.3f}.
+  Zeroing the top 5% of the eligible weights by WAGLE, SalUn or SNIP removes forget facts beyond random
+  weights of the same tensors (WAGLE's excess [{m["wagle forget_excess @0.05 low"]:.3f},
+  {m["wagle forget_excess @0.05 high"]:.3f}]) and breaks the others as far (neighbour excess
+  [{m["wagle neighbour_excess @0.05 low"]:.3f}, {m["wagle neighbour_excess @0.05 high"]:.3f}], retain_eval
+  [{m["wagle retain_eval_excess @0.05 low"]:.3f}, {m["wagle retain_eval_excess @0.05 high"]:.3f}]): `unspecific`.
+- **Without the norm gains, the `selective` weight score reads `{verdict["selective", 0.01]}` at 1% and
+  `{verdict["selective", 0.05]}` at 5%** (forget excess [{m["selective forget_excess @0.01 low"]:.3f},
+  {m["selective forget_excess @0.01 high"]:.3f}] and [{m["selective forget_excess @0.05 low"]:.3f},
+  {m["selective forget_excess @0.05 high"]:.3f}]). Of its top 1% over every weight,
+  {m["selective excluded_share"]:.1%} of the scalars were norm gains, embeddings or the unembedding
+  (magnitude: {m["magnitude excluded_share"]:.1%}); a check that zeroes those measures them, not the score.
+  Clamping the top 20 SAE features reads `{verdict["sae", 20]}` (forget excess
+  [{m["sae forget_excess @20 low"]:.3f}, {m["sae forget_excess @20 high"]:.3f}], neighbour excess
+  [{m["sae neighbour_excess @20 low"]:.3f}, {m["sae neighbour_excess @20 high"]:.3f}]).
+- **Concept vectors find nothing to ablate here** (`{verdict["concept", 0.05]}` at 5%: forget excess
+  [{m["concept forget_excess @0.05 low"]:.3f}, {m["concept forget_excess @0.05 high"]:.3f}], within
+  {NOTHING:.2f}): the fictitious people share their answers (cities, jobs) with everyone else, so the forget
+  facts have no vocabulary of their own for a value vector to write; whether the scorer could see one
+  is the planted-signal test's question. Random weights read `{verdict["random", 0.05]}`.
 {smol_line}"""
-SMOL_LINE = ("smol_line = (\"\" if smol is None else f\"- On SmolLM2, concept vectors drop forget accuracy by "
-             "{m['smol concept forget_drop @0.01']:.3f} at 1%, not beyond twice the drop of random vectors "
-             "({m['smol concept random_forget_drop @0.01']:.3f}; excess [{m['smol concept excess_over_random @0.01 low']:.3f}, "
-             "{m['smol concept excess_over_random @0.01 high']:.3f}]), while attribution patching's top nodes drop it by "
-             "{m['smol circuits forget_drop @0.01']:.3f} (random {m['smol circuits random_forget_drop @0.01']:.3f}; excess "
-             "[{m['smol circuits excess_over_random @0.01 low']:.3f}, {m['smol circuits excess_over_random @0.01 high']:.3f}]) "
-             "at a retain cost of {m['smol circuits retain_drop @0.01']:.3f}.\")")
+SMOL_LINE = ("smol_line = (\"\" if smol is None else f\"- On SmolLM2 at 1% of the parameters, concept vectors read "
+             "`{verdict['smol concept', 0.01]}` (forget excess over random vectors [{m['smol concept forget_excess @0.01 low']:.3f}, "
+             "{m['smol concept forget_excess @0.01 high']:.3f}]), attribution patching's top nodes "
+             "`{verdict['smol circuits', 0.01]}` (forget excess [{m['smol circuits forget_excess @0.01 low']:.3f}, "
+             "{m['smol circuits forget_excess @0.01 high']:.3f}], neighbour drop {m['smol circuits neighbour_drop @0.01']:.3f}, "
+             "retain_eval drop {m['smol circuits retain_eval_drop @0.01']:.3f}).\")")
 RELATIONS_ONE.append(SMOL_LINE)
 
 one = nb([
@@ -153,8 +145,9 @@ testbed world on `testbed:dense`: 20 fictitious people, 5 facts each), compared 
 1. **agreement**: do they point at the same layers and components? (Spearman correlation of
    their selection density per layer x component, and the Jaccard index of their top cells);
 2. **faithfulness**: does ablating a localiser's top sites remove the forget facts, more than
-   ablating random sites of the same kind and number, and more than it hurts the retain facts?
-   Forget and retain accuracy against the share of ablated sites, next to random draws.
+   ablating random sites of the same kind and parameters, and more than it hurts the neighbours
+   and the retain people? Accuracy on held-out facts against the parameters ablated, next to
+   random draws, with intervals over people and a verdict word.
 
 Only the public API is used: `workbench.pipeline`, `workbench.localise`, `workbench.faithfulness`,
 `workbench.study`.
@@ -199,40 +192,52 @@ from workbench.study.report import figure_agreement
 pairs = pd.DataFrame(agreement(locs, k=3))
 figure_agreement({"testbed:dense": agreement_matrix(locs)}).show()
 pairs.sort_values("spearman", ascending=False).head(12)"""),
-    ("md", """## Faithfulness: ablate the top sites vs random sites of the same kind and number
+    ("md", """## Faithfulness: ablate the top sites vs random sites of the same kind and parameters
 
-Units (neurons, heads, MLP outputs) are mean-ablated (their retain mean), weights are zeroed, both
-with the `ablate` operator's own interventions. Random: the mean of 3 draws of the same kind and
-number. SAE features are clamped in the SAE's latent space instead (next section)."""),
-    ("code", """from workbench.faithfulness import ablation_check
+Units (neurons, heads, MLP outputs) are mean-ablated (their mean on the retain people a localiser
+reads), weights are zeroed (norm gains, embeddings and unembedding left out), both with the
+`ablate` operator's own interventions, at budgets counted in parameters. Random: the mean of 20
+draws of the same kind, stratified by layer and component, excluding the top sites. Everything is
+measured on held-out facts in the forms no localiser read: the forget people, their neighbours
+(the hard case) and the retain people no edit reads (`retain_eval`), each with its 95% interval
+over people, and judged by a verdict word (`specific`, `unspecific`, `no effect`,
+`inconclusive`). SAE features are clamped in the SAE's latent space instead (next section)."""),
+    ("code", """from workbench.faithfulness import DRAWS, ablation_check, excluded_share
 
-BUDGETS = (0.002, 0.005, 0.01, 0.02, 0.05)
+BUDGETS = (0.005, 0.01, 0.05)  # fractions of the eligible parameters
 faith = []
-for label in ("concept", "circuits", "wagle", "salun", "snip", "selective", "magnitude"):
-    for r in ablation_check(model, task, locs[label], budgets=BUDGETS, draws=3, max_facts=100):
+for label in ("concept", "circuits", "wagle", "salun", "snip", "selective", "magnitude", "random"):
+    for r in ablation_check(model, task, locs[label], budgets=BUDGETS, draws=DRAWS):
         faith.append({**r.as_dict(), "localiser": label})
 faith = pd.DataFrame(faith)
-faith["forget_after"] = faith.forget_before - faith.forget_drop
-faith["retain_after"] = faith.retain_before - faith.retain_drop
-faith["random_forget_after"] = faith.forget_before - faith.random_forget_drop
-faith[["localiser", "budget", "n", "forget_drop", "random_forget_drop", "retain_drop", "pass"]]"""),
+for split in ("forget", "neighbour", "retain_eval"):
+    faith[f"{split}_after"] = faith[f"{split}_before"] - faith[f"{split}_drop"]
+    faith[f"{split}_random_after"] = faith[f"{split}_before"] - faith[f"{split}_random"]
+shares = {label: excluded_share(model.model, locs[label]) for label in ("wagle", "salun", "snip", "selective",
+                                                                       "magnitude")}
+print("share of each weight localiser's top 1% in norm gains, embeddings, unembedding:",
+      {k: round(v, 3) for k, v in shares.items()})
+faith[["localiser", "budget", "n", "params", "forget_drop", "forget_random", "forget_excess_95",
+       "neighbour_excess_95", "retain_eval_excess_95", "verdict"]]"""),
     ("code", """import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-fig = make_subplots(rows=1, cols=2, shared_yaxes=True,
-                    subplot_titles=("forget accuracy (dotted: random sites)", "retain accuracy"))
+SPLITS = ("forget", "neighbour", "retain_eval")
+fig = make_subplots(rows=1, cols=3, shared_yaxes=True,
+                    subplot_titles=[f"{s} accuracy (dotted: random sites)" for s in SPLITS])
 for i, (label, rows) in enumerate(faith.groupby("localiser", sort=False)):
-    rows = rows.drop_duplicates("n")  # a small site kind rounds several budgets to the same number
+    rows = rows.drop_duplicates("params")  # whole sites: several budgets may take the same ones
     color = qualitative.Plotly[i % len(qualitative.Plotly)]
-    hover = [f"{b:.1%} of its {kind} sites requested" for b, kind in zip(rows.budget, rows.kind)]
-    fig.add_trace(go.Scatter(x=rows.n, y=rows.forget_after, name=label, mode="lines+markers", legendgroup=label,
-                             line=dict(color=color), text=hover), 1, 1)
-    fig.add_trace(go.Scatter(x=rows.n, y=rows.random_forget_after, name=f"{label}: random", mode="lines+markers",
-                             legendgroup=label, showlegend=False, line=dict(color=color, dash="dot"), text=hover), 1, 1)
-    fig.add_trace(go.Scatter(x=rows.n, y=rows.retain_after, name=label, mode="lines+markers", legendgroup=label,
-                             showlegend=False, line=dict(color=color), text=hover), 1, 2)
-fig.update_xaxes(type="log", title="number of ablated sites (nodes, neurons or weight scalars)")
+    hover = [f"{b:.1%} of the parameters requested; {n} {kind} sites; {v}"
+             for b, n, kind, v in zip(rows.budget, rows.n, rows.kind, rows.verdict)]
+    for col, split in enumerate(SPLITS, start=1):
+        fig.add_trace(go.Scatter(x=rows.params, y=rows[f"{split}_after"], name=label, mode="lines+markers",
+                                 legendgroup=label, showlegend=col == 1, line=dict(color=color), text=hover), 1, col)
+        fig.add_trace(go.Scatter(x=rows.params, y=rows[f"{split}_random_after"], name=f"{label}: random",
+                                 mode="lines+markers", legendgroup=label, showlegend=False,
+                                 line=dict(color=color, dash="dot"), text=hover), 1, col)
+fig.update_xaxes(type="log", title="parameters ablated")
 fig.update_yaxes(range=[-0.02, 1.02])
 fig.update_yaxes(title="accuracy", col=1)
 fig.update_layout(title="Faithfulness curves: accuracy after ablating each localiser's top sites",
@@ -241,12 +246,14 @@ fig.show()"""),
     ("md", "## SAE features: clamp the top features vs random features of similar firing rate"),
     ("code", """from workbench.faithfulness import sae_clamp_check
 
-sae_rows = pd.DataFrame([sae_clamp_check(model, task, locs["sae"], n=n, draws=3, max_facts=100) for n in (10, 20)])
-sae_rows[["n", "forget_drop", "random_forget_drop", "retain_drop", "pass"]]"""),
+sae_rows = pd.DataFrame([sae_clamp_check(model, task, locs["sae"], n=n).as_dict() for n in (10, 20)])
+sae_rows[["n", "forget_drop", "forget_random", "forget_excess_95", "neighbour_excess_95", "retain_eval_excess_95",
+          "verdict"]]"""),
     ("md", """## Optional: the same on SmolLM2-135M-Instruct
 
 Runs when `WORKBENCH_NB_SMOLLM2=1` (the test suite sets it): concept vectors and attribution
-patching on SmolLM2 with its real-knowledge task (facts about France), faithfulness at 1%."""),
+patching on SmolLM2 with its real-knowledge task (facts about France), faithfulness at 1% of the
+parameters (30 facts per split)."""),
     ("code", """smol = None
 if os.environ.get("WORKBENCH_NB_SMOLLM2") == "1":
     smol = pipe.model("smollm2-135m-instruct")
@@ -255,9 +262,10 @@ if os.environ.get("WORKBENCH_NB_SMOLLM2") == "1":
     smol_rows = []
     for label, (method, options) in {"concept": ("concept", {}), "circuits": RUNS["circuits"]}.items():
         loc = pipe.localise(smol, smol_task, method, options).localisation
-        for r in ablation_check(smol, smol_task, loc, budgets=(0.01,), draws=2, max_facts=30):
+        for r in ablation_check(smol, smol_task, loc, budgets=(0.01,), max_facts=30):
             smol_rows.append({**r.as_dict(), "localiser": label, "top site": str(loc.ranked()[0][0])})
-    display(pd.DataFrame(smol_rows)[["localiser", "top site", "n", "forget_drop", "random_forget_drop", "retain_drop"]])
+    display(pd.DataFrame(smol_rows)[["localiser", "top site", "n", "params", "forget_drop", "forget_random",
+                                     "forget_excess_95", "neighbour_drop", "retain_eval_drop", "verdict"]])
 else:
     print("skipped: set WORKBENCH_NB_SMOLLM2=1 to run this section")"""),
     ("md", "## What this run measured"),
@@ -268,10 +276,12 @@ def pair(a, b, col="spearman"):
     row = pairs[((pairs.a == a) & (pairs.b == b)) | ((pairs.a == b) & (pairs.b == a))]
     return float(row[col].iloc[0])
 
+COLUMNS = ("forget_drop", "forget_random", "neighbour_drop", "retain_eval_drop", "params")
 measured = {f"{label} {col} @{b:g}": at(label, b, col) for label in faith.localiser.unique()
-            for b in (0.01, 0.05) for col in ("forget_drop", "random_forget_drop", "retain_drop")}
-# the 95% intervals over people: of each drop, of the forget drop's excess over twice the random
-# drop, and of the forget drop minus the retain drop
+            for b in (0.01, 0.05) for col in COLUMNS}
+verdict = {(row.localiser, row.budget): row.verdict for row in faith.itertuples()}
+# the 95% intervals over people: of each drop, of each random drop, of each excess (drop - random)
+# and of the forget excess minus the others'
 def bounds(prefix, suffix, intervals):
     return {f"{prefix} {k} {suffix} {side}": v for k, iv in intervals.items() for side, v in zip(("low", "high"), iv)}
 
@@ -280,15 +290,18 @@ for row in faith[faith.budget.isin([0.01, 0.05])].itertuples():
 measured |= {f"spearman {a}~{b}": pair(a, b) for a, b in
              (("wagle", "salun"), ("salun", "snip"), ("wagle", "snip"), ("concept", "wagle"))}
 measured["jaccard@3 wagle~salun"] = pair("wagle", "salun", "jaccard@3")
+measured |= {f"{label} excluded_share": share for label, share in shares.items()}
 sae20 = sae_rows.set_index("n").loc[20]
-measured |= {f"sae {col} @20": float(sae20[col]) for col in ("forget_drop", "random_forget_drop", "retain_drop")}
+measured |= {f"sae {col} @20": float(sae20[col]) for col in COLUMNS[:-1]}
 measured |= bounds("sae", "@20", sae20["intervals"])
+verdict["sae", 20] = sae20["verdict"]
 if smol is not None:
     for r in smol_rows:
-        measured |= {f"smol {r['localiser']} {col} @0.01": r[col]
-                     for col in ("forget_drop", "random_forget_drop", "retain_drop")}
+        measured |= {f"smol {r['localiser']} {col} @0.01": r[col] for col in COLUMNS}
         measured |= bounds(f"smol {r['localiser']}", "@0.01", r["intervals"])
+        verdict[f"smol {r['localiser']}", 0.01] = r["verdict"]
 top_site = {label: str(loc.ranked()[0][0]) for label, loc in locs.items()}
+print(verdict)
 {k: round(v, 3) for k, v in measured.items()}"""),
     *conclusion(RELATIONS_ONE, CONCLUSION_ONE),
 ])
@@ -300,6 +313,10 @@ RELATIONS_TWO = [  # "X beyond noise" = the 95% intervals over people do not ove
     '    assert not beyond(f"oracle forget", f"{name} forget") and m[f"{name} concept cos"] > 0.9, name',
     '    assert not beyond("oracle relearned", f"{name} relearned"), name  # no relearning ...',
     '    assert beyond(f"{name} neighbour", "oracle neighbour") and beyond(f"{name} retain", "oracle retain"), name',
+    'TRACE = {name: ("above 0: the concept vectors survive beyond what the edit leaves of any vector"',
+    '               if m[f"{name} concept vs random cos low"] > 0 else "not above 0: the concept vectors survive no "',
+    '               "better than random vectors of the same layer and norm, so the cosine is no trace of the concept")',
+    '         for name in ("graddiff", "npo")}',
     'assert beyond("oracle relearned", f"{W} relearned"), "relearning brings the localised edit back"',
     'assert beyond("oracle latent probe", f"{W} latent probe"), "and a latent probe still reads it"',
     '# membership: below the oracle beyond noise (over-forgetting leaks too), or inside the noise at this sample size',
@@ -311,12 +328,16 @@ RELATIONS_TWO = [  # "X beyond noise" = the 95% intervals over people do not ove
 ]
 CONCLUSION_TWO = """## Conclusion (every number is this run's; [low, high]: 95% interval over people)
 
-- **Behavioural forgetting leaves parametric traces.** After GradDiff the forget accuracy on the forms
-  no edit trained on is {m["graddiff forget"]:.3f} [{m["graddiff forget low"]:.3f}, {m["graddiff forget high"]:.3f}]
-  (in-sample, with the forms it trained on: {m["graddiff forget in-sample"]:.3f}; the oracle's
-  {m["oracle forget"]:.3f} [{m["oracle forget low"]:.3f}, {m["oracle forget high"]:.3f}]), yet the forget concept's
-  value vectors are still in the weights (cosine {m["graddiff concept cos"]:.3f} with the original's; after NPO
-  {m["npo concept cos"]:.3f}).
+- **Behavioural forgetting leaves the value vectors in place, concept or not.** After GradDiff the
+  forget accuracy on the forms no edit trained on is {m["graddiff forget"]:.3f} [{m["graddiff forget low"]:.3f},
+  {m["graddiff forget high"]:.3f}] (in-sample, with the forms it trained on: {m["graddiff forget in-sample"]:.3f};
+  the oracle's {m["oracle forget"]:.3f} [{m["oracle forget low"]:.3f}, {m["oracle forget high"]:.3f}]), yet the
+  concept localiser's value vectors keep cosine {m["graddiff concept cos"]:.3f} with the original's (after NPO
+  {m["npo concept cos"]:.3f}), and random value vectors of the same layers and norms keep
+  {m["graddiff random vectors cos"]:.3f} (NPO {m["npo random vectors cos"]:.3f}). The difference, concept minus
+  random, is [{m["graddiff concept vs random cos low"]:.3f}, {m["graddiff concept vs random cos high"]:.3f}] after
+  GradDiff, {TRACE["graddiff"]}; after NPO [{m["npo concept vs random cos low"]:.3f},
+  {m["npo concept vs random cos high"]:.3f}], {TRACE["npo"]}.
 - **Relearning undoes the localised edit, whatever its forget score says.** GradDiff restricted to
   WAGLE's top 5% of weights (held-out forget accuracy {m[W + " forget"]:.3f}, in-sample
   {m[W + " forget in-sample"]:.3f}) has a TOFU forget quality of
@@ -384,6 +405,7 @@ HEAD = {"forget": "behaviour.forget.eval_forms", "forget in-sample": "behaviour.
         "retain": "behaviour.retain_eval.all", "neighbour": "behaviour.neighbour.all",
         "MIA AUC (Min-K)": "muse.auc.mink", "latent probe": "latent.last_layer.forget",
         "concept cos": "traces.concept.cos", "concept Jaccard": "traces.concept.jaccard",
+        "random vectors cos": "traces.random.cos", "concept vs random cos": "traces.concept_vs_random.cos",
         "relearned": "relearn.forget.final", "forget quality": "tofu.forget_quality"}
 any_result = next(iter(results.values()))
 rows = [("original", any_result, "original"), ("oracle", any_result, "oracle")]

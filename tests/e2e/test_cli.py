@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from workbench.faithfulness import VERDICTS
+
 pytestmark = pytest.mark.e2e
 EXE = Path(sys.executable).with_name("workbench")
 
@@ -79,7 +81,9 @@ def test_localise_prints_top_sites_layers_and_check_table(tmp_path):
             "--check", "--draws", "2", "--out", str(out), "--top", "3", "--fresh")
     assert r.returncode == 0, r.stderr
     assert "top sites:" in r.stdout and "blocks." in r.stdout and "per layer" in r.stdout
-    assert "faithfulness" in r.stdout and "random_forget_drop" in r.stdout
+    assert "faithfulness" in r.stdout and "neighbour_excess_95" in r.stdout and "retain_eval_random" in r.stdout
+    rows = [x for x in r.stdout.splitlines() if x.split()[:1] in (["0.010"], ["0.050"])]  # one per budget
+    assert len(rows) == 2 and all(sum(f"  {v}  " in x for v in VERDICTS) == 1 for x in rows), rows
     assert (out / "localisation.json").is_file() and (out / "scores.safetensors").is_file()
     assert "attribution patching" in r.stderr  # the progress bar
     r2 = run("localise", "--model", SMALL_SPEC, "--method", "salun", "-o", "max_facts=40", "--out", str(tmp_path / "w"))
@@ -170,14 +174,14 @@ def test_expert_localisation_check_removes_the_top_expert(tmp_path):
     r = run("localise", "--model", "testbed:moe?people=40&attributes=3&steps=600", "--method", "experts",
             "-o", "max_facts=40", "--check", "--draws", "2", "--out", str(tmp_path / "e"))
     assert r.returncode == 0, r.stderr
-    assert "remove the top expert from its router's top-k" in r.stdout and "random_forget_drop" in r.stdout
-    line = next(x for x in r.stdout.splitlines() if x.startswith("blocks.") and ".mlp.expert." in x and
-                ("True" in x or "False" in x))
-    # site, the forget drop and its 95% interval, four more numbers, pass, resolved
-    parts = line.replace("[", " ").replace("]", " ").replace(",", " ").split()
-    assert len(parts) == 10 and parts[-2] in ("True", "False") and parts[-1] in ("True", "False"), line
-    lo, drop, hi = float(parts[2]), float(parts[1]), float(parts[3])
-    assert lo <= drop <= hi, line
+    assert "remove the top expert from its router's top-k" in r.stdout and "forget_excess_95" in r.stdout
+    line = next(x for x in r.stdout.splitlines() if x.startswith("blocks.") and ".mlp.expert." in x and "[" in x)
+    # site; per split (forget, neighbour, retain_eval): drop, random drop, the excess's interval; the verdict
+    verdict = next(v for v in VERDICTS if line.rstrip().endswith(v))
+    parts = line.removesuffix(verdict).replace("[", " ").replace("]", " ").replace(",", " ").split()
+    assert len(parts) == 13, line
+    drop, rand, lo, hi = (float(x) for x in parts[1:5])
+    assert lo <= drop - rand + 2e-3 and drop - rand - 2e-3 <= hi, line
 
 
 def test_sae_train_localise_and_cards(tmp_path):

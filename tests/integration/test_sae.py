@@ -7,7 +7,7 @@ import torch
 
 from workbench.edit import Edit, apply_operator
 from workbench.localise import localise
-from workbench.faithfulness import sae_clamp_check
+from workbench.faithfulness import VERDICTS, sae_clamp_check
 from workbench.localise.sae_features import feature_cards
 from workbench.models.readouts import model_fingerprint
 from workbench.sae import SAEConfig, load_sae, resid_tokens, train_sae
@@ -69,8 +69,9 @@ def test_clamp_edit_is_reversible_saved_and_refuses_export(small_dense, trained,
         assert torch.allclose(small_dense.model(input_ids=ids).logits, during)
     with pytest.raises(ValueError, match="sae_clamp"):
         edit.export(small_dense, tmp_path / "hf")
-    res = sae_clamp_check(small_dense, task, loc, n=10, c=20.0, draws=2)
-    assert set(res) >= {"forget_drop", "random_forget_drop", "retain_drop", "pass"}
+    res = sae_clamp_check(small_dense, task, loc, n=10, c=20.0, draws=2).as_dict()
+    assert {f"{s}_{v}" for s in ("forget", "neighbour", "retain_eval") for v in ("drop", "random", "excess")} <= set(res)
+    assert res["verdict"] in VERDICTS and res["n"] == 10 and res["c"] == 20.0
 
 
 def test_bad_sae_names_are_explained():

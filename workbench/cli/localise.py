@@ -22,8 +22,11 @@ def localise_cmd(
     force: bool = typer.Option(False, help="--out: write into a directory that holds other files (none is deleted)"),
     top: int = typer.Option(15, help="how many top sites to print"),
     check: bool = typer.Option(False, "--check", help="faithfulness: edit the top sites vs random sites"),
-    budgets: str = typer.Option("0.01,0.05", help="--check budgets (fractions of the site kind)"),
-    draws: int = typer.Option(5, help="--check random draws per budget"),
+    budgets: str = typer.Option("0.01,0.05", help="--check budgets: fractions of the model's eligible parameters "
+                                                  "(norm gains, embeddings and unembedding left out)"),
+    draws: int = typer.Option(20, help="--check random draws per budget"),
+    all_weights: bool = typer.Option(False, "--all-weights", help="--check of a weight localisation: also zero norm "
+                                                                  "gains, embeddings and the unembedding"),
     fresh: bool = typer.Option(False, help="recompute even if the cache holds this result"),
     list_: bool = typer.Option(False, "--list", help="list the localisers and their options"),
 ):
@@ -64,9 +67,11 @@ def localise_cmd(
     typer.echo(table(loc.per_layer(fraction=0.01), ["layer", "component", "sites", "selected", "score_sum",
                                                     "score_max"]))
     if check:
-        for result in pipe.check(loaded, forget_task, loc, budgets=fractions, draws=draws):
+        for result in pipe.check(loaded, forget_task, loc, budgets=fractions, draws=draws, all_weights=all_weights):
             typer.echo(f"\nfaithfulness: {result.title}")
             typer.echo(table(result.rows, result.columns))
+            for note in result.notes:
+                typer.echo(f"  {note}")
 
 
 @command

@@ -1,8 +1,11 @@
 """Is a localisation faithful? Edit its top sites with the operators and compare with random
-sites of the same kind.
+sites of the same kind, on the held-out forget, neighbour and retain-eval sets, with intervals
+over people and a verdict word per budget (`criterion`: specific, unspecific, no effect,
+inconclusive).
 
 `check(loaded, task, loc)` picks the check from the localisation's site kinds:
-- heads, neurons, component outputs: mean ablation (`ablation_check`); weights: zeroing;
+- heads, neurons, component outputs: mean ablation; weights: zeroing (`ablation_check`;
+  budgets count parameters; norm gains, embeddings and the unembedding left out by default);
 - SAE features: the conditional clamp against rate-matched random features (`sae_clamp_check`);
 - MoE experts: removal from the router's top-k against random experts (`expert_removal_check`);
 - localisations of the concept localiser also get their paper's noise check
@@ -16,14 +19,15 @@ from dataclasses import dataclass, field
 
 from ..localise.localisation import Localisation
 from ..sites import SiteKind
-from .ablation import ablation_check
-from .criterion import FaithRow, faithful
+from .ablation import ablation_check, eligible_weights, excluded_share
+from .criterion import DRAWS, MIN_EFFECT, SPLITS, VERDICTS, FaithRow, check_examples, judge
 from .experts import expert_removal_check
 from .features import sae_clamp_check
 from .noise import concept_noise_check
 
-__all__ = ["TABLE_RUNS", "CheckTable", "FaithRow", "ablation_check", "check", "concept_noise_check", "expert_removal_check",
-           "faithful", "sae_clamp_check"]
+__all__ = ["DRAWS", "MIN_EFFECT", "SPLITS", "TABLE_RUNS", "VERDICTS", "CheckTable", "FaithRow", "ablation_check",
+           "check", "check_examples", "concept_noise_check", "eligible_weights", "excluded_share",
+           "expert_removal_check", "judge", "sae_clamp_check"]
 
 
 # label -> (localiser, options): the localisers whose faithfulness on the testbed the tests
@@ -41,40 +45,47 @@ TABLE_RUNS = {
 
 @dataclass
 class CheckTable:
-    """One check's result: a title, its rows and the columns worth showing."""
+    """One check's result: a title, its rows, the columns worth showing and notes."""
     title: str
     rows: list[dict]
     columns: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
-_DROP_COLUMNS = ["forget_drop", "forget_drop_95", "random_forget_drop", "ratio_vs_random", "retain_drop",
-                 "random_retain_drop", "pass", "resolved"]
-_ABLATION_COLUMNS = ["budget", "n", *_DROP_COLUMNS]
+# per split: the drop, the random drop and the excess's interval; then the verdict
+_DROP_COLUMNS = [c for s in SPLITS for c in (f"{s}_drop", f"{s}_random", f"{s}_excess_95")] + ["verdict"]
+_ABLATION_COLUMNS = ["budget", "n", "params", *_DROP_COLUMNS, "random_overlap"]
+LEGEND = (f"drops in accuracy (before - after) on held-out forget / neighbour / retain_eval facts (evaluation forms); "
+          f"*_random: the mean drop of random sites of the same kind, stratified, excluding the top sites; "
+          f"*_excess_95: 95% interval over people of drop - random; verdict: specific (forget excess an effect "
+          f">= {MIN_EFFECT} and above both others' excess), unspecific (neighbour or retain_eval itself falls by an "
+          f"effect), no effect (forget excess below {MIN_EFFECT} for its whole interval), inconclusive")
 
 
-def _with_interval(row: dict) -> dict:
-    """The row with its forget drop's 95% interval as a printable column."""
-    lo, hi = row["intervals"]["forget_drop"]
-    return {**row, "forget_drop_95": f"[{lo:.3f}, {hi:.3f}]"}
-
-
-def check(loaded, task, loc: Localisation, budgets=(0.01, 0.05), draws: int = 5, max_facts: int = 200,
-          seed: int = 0, progress: bool = False) -> list[CheckTable]:
+def check(loaded, task, loc: Localisation, budgets=(0.01, 0.05), draws: int = DRAWS, max_facts: int = 200,
+          seed: int = 0, progress: bool = False, all_weights: bool = False,
+          min_effect: float = MIN_EFFECT) -> list[CheckTable]:
     """Every faithfulness check that applies to `loc`, chosen by its site kinds."""
     if loc.kinds == {SiteKind.SAE_FEATURE}:
-        rows = [_with_interval(sae_clamp_check(loaded, task, loc, n=n, draws=draws, max_facts=max_facts, seed=seed))
-                for n in (10, 20)]
+        rows = [sae_clamp_check(loaded, task, loc, n=n, draws=draws, max_facts=max_facts, seed=seed,
+                                min_effect=min_effect).as_dict() for n in (10, 20)]
         return [CheckTable("clamp the top-N SAE features vs N random features of similar firing rate", rows,
-                           ["n", "c", *_DROP_COLUMNS])]
+                           ["n", "c", *_DROP_COLUMNS], [LEGEND])]
     if loc.kinds == {SiteKind.EXPERT}:
-        row = _with_interval(expert_removal_check(loaded, task, loc, draws=draws, max_facts=max_facts, seed=seed))
+        row = expert_removal_check(loaded, task, loc, draws=draws, max_facts=max_facts, seed=seed,
+                                   min_effect=min_effect).as_dict()
         return [CheckTable("remove the top expert from its router's top-k vs random experts of other layers", [row],
-                           ["site", *_DROP_COLUMNS])]
-    rows = [_with_interval(r.as_dict()) for r in ablation_check(loaded, task, loc, budgets=budgets, draws=draws,
-                                                  max_facts=max_facts, seed=seed, progress=progress)]
-    out = [CheckTable("top sites vs random sites of the same kind (drops in accuracy; units mean-ablated, "
-                      "weights zeroed; 95% intervals over people; resolved: the criterion holds beyond them)",
-                      rows, _ABLATION_COLUMNS)]
+                           ["site", *_DROP_COLUMNS], [LEGEND])]
+    rows = [r.as_dict() for r in ablation_check(loaded, task, loc, budgets=budgets, draws=draws, max_facts=max_facts,
+                                                seed=seed, progress=progress, all_weights=all_weights,
+                                                min_effect=min_effect)]
+    notes = [LEGEND]
+    if loc.kinds == {SiteKind.WEIGHT}:
+        scope = "every weight" if all_weights else "norm gains, embeddings and unembedding left out"
+        notes.append(f"budget: a fraction of the eligible weights ({scope}); the top 1% over every scored weight "
+                     f"had {excluded_share(loaded.model, loc):.1%} of its scalars in the left-out tensors")
+    out = [CheckTable(f"top sites vs {draws} random draws of the same kind and parameters (units mean-ablated, "
+                      f"weights zeroed; budget: a fraction of the parameters)", rows, _ABLATION_COLUMNS, notes)]
     if loc.name == "concept" and loc.kinds == {SiteKind.NEURON}:
         res = concept_noise_check(loaded, task, loc, n=20, sigma=0.1, seed=seed, max_facts=max_facts)
         out.append(CheckTable("causal validation: N(0, 0.1^2) noise on the top 20 value vectors, weights restored "
