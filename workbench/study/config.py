@@ -39,7 +39,7 @@ from pathlib import Path
 
 from .. import cache
 from ..errors import MissingInputError, WorkbenchInputError
-from ..registry import config_from_dict
+from .fields import budgets_of, check_model_spec, keys, list_of, models_of, options_of, tables
 
 NONE = "none"  # the localiser label for "no localisation: the whole model"
 BUNDLED = ("default", "quick", "wagle")
@@ -214,14 +214,6 @@ def resolve_path(study: str | Path) -> Path:
     raise MissingInputError(f"study file {str(study)!r} does not exist")
 
 
-def _budgets(value, where: str, fail) -> tuple[float, ...]:
-    budgets = _list_of(value, (int, float), where, fail)
-    for b in budgets:
-        if not 0 < b <= 1:
-            fail(where, f"{b!r} is not a fraction in (0, 1]")
-    return tuple(float(b) for b in budgets)
-
-
 def load_study(study: str | Path) -> Study:
     path = resolve_path(study)
     try:
@@ -248,8 +240,8 @@ def parse_study(data: dict, source: str = "<study>") -> Study:
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         fail("name", f"{name!r}: expected letters, digits, '.', '_' or '-', starting with a letter or digit "
                      f"(the name is the run directory's)")
-    seeds = _list_of(data.get("seeds", [0]), int, "seeds", fail)
-    budgets = _budgets(data.get("budgets", [0.05]), "budgets", fail)
+    seeds = list_of(data.get("seeds", [0]), int, "seeds", fail)
+    budgets = budgets_of(data.get("budgets", [0.05]), "budgets", fail)
     if min(seeds) < 0:
         fail("seeds", f"{seeds!r}: expected integers >= 0")
     threads = data.get("threads", 0)
@@ -257,14 +249,14 @@ def parse_study(data: dict, source: str = "<study>") -> Study:
         fail("threads", f"{threads!r}: expected an integer >= 0 (0 = every core)")
 
     models = []
-    for i, m in enumerate(_tables(data, "model", fail, required=True)):
+    for i, m in enumerate(tables(data, "model", fail, required=True)):
         where = f"model[{i}]"
-        _keys(m, {"spec", "tasks"}, where, fail)
+        keys(m, {"spec", "tasks"}, where, fail)
         spec = m.get("spec")
         if not isinstance(spec, str) or not spec:
             fail(f"{where}.spec", "expected a model spec string (see `workbench models list`)")
-        _check_model_spec(spec, f"{where}.spec", fail)
-        tasks = tuple(_list_of(m.get("tasks", ["default"]), str, f"{where}.tasks", fail))
+        check_model_spec(spec, f"{where}.spec", fail)
+        tasks = tuple(list_of(m.get("tasks", ["default"]), str, f"{where}.tasks", fail))
         for t in tasks:
             try:
                 split_name(t)
@@ -274,38 +266,38 @@ def parse_study(data: dict, source: str = "<study>") -> Study:
     specs = {m.spec for m in models}
 
     localisers = []
-    for i, entry in enumerate(_tables(data, "localiser", fail)):
+    for i, entry in enumerate(tables(data, "localiser", fail)):
         where = f"localiser[{i}]"
-        _keys(entry, {"method", "label", "options", "models", "budgets"}, where, fail)
+        keys(entry, {"method", "label", "options", "models", "budgets"}, where, fail)
         method = entry.get("method")
         if method not in LOCALISERS:
             fail(f"{where}.method", f"{method!r}: expected one of {', '.join(LOCALISERS.names())}")
-        options = _options(entry, where, LOCALISERS.get(method).Config, fail)
+        options = options_of(entry, where, LOCALISERS.get(method).Config, fail)
         label = entry.get("label", method)
         if not isinstance(label, str) or not label or label == NONE:
             fail(f"{where}.label", f"{label!r}: expected a non-empty string other than {NONE!r}")
-        own = _budgets(entry["budgets"], f"{where}.budgets", fail) if "budgets" in entry else None
-        localisers.append(LocaliserEntry(method, label, options, _models(entry, where, specs, fail), own))
+        own = budgets_of(entry["budgets"], f"{where}.budgets", fail) if "budgets" in entry else None
+        localisers.append(LocaliserEntry(method, label, options, models_of(entry, where, specs, fail), own))
     labels = [loc.label for loc in localisers]
     dup = {x for x in labels if labels.count(x) > 1}
     if dup:
         fail("localiser", f"label {sorted(dup)[0]!r} is used twice; give each entry its own label")
 
     operators = []
-    for i, entry in enumerate(_tables(data, "operator", fail, required=True)):
+    for i, entry in enumerate(tables(data, "operator", fail, required=True)):
         where = f"operator[{i}]"
-        _keys(entry, {"name", "label", "options", "localisers", "models"}, where, fail)
+        keys(entry, {"name", "label", "options", "localisers", "models"}, where, fail)
         name_ = entry.get("name")
         if name_ not in OPERATORS:
             fail(f"{where}.name", f"{name_!r}: expected one of {', '.join(OPERATORS.names())}")
         cls = OPERATORS.get(name_)
-        options = _options(entry, where, cls.Config, fail)
+        options = options_of(entry, where, cls.Config, fail)
         label = entry.get("label", name_)
         if not isinstance(label, str) or not label:
             fail(f"{where}.label", "expected a non-empty string")
         locs = entry.get("localisers")
         if locs is not None:
-            locs = tuple(_list_of(locs, str, f"{where}.localisers", fail))
+            locs = tuple(list_of(locs, str, f"{where}.localisers", fail))
             for lab in locs:
                 if lab != NONE and lab not in labels:
                     fail(f"{where}.localisers", f"{lab!r}: expected {NONE!r} or a localiser label "
@@ -317,7 +309,7 @@ def parse_study(data: dict, source: str = "<study>") -> Study:
                     if not cls.takes_kinds(kinds):
                         fail(f"{where}.localisers", f"{lab!r} gives {'+'.join(sorted(kinds))} sites; operator "
                                                     f"{name_!r} accepts {', '.join(sorted(cls.accepts)) or 'no localisation'}")
-        operators.append(OperatorEntry(name_, label, options, locs, _models(entry, where, specs, fail)))
+        operators.append(OperatorEntry(name_, label, options, locs, models_of(entry, where, specs, fail)))
     labels_op = [op.label for op in operators]
     dup = {x for x in labels_op if labels_op.count(x) > 1}
     if dup:
@@ -326,13 +318,13 @@ def parse_study(data: dict, source: str = "<study>") -> Study:
     probes = data.get("probes", {})
     if not isinstance(probes, dict):
         fail("probes", "expected a table with families = [...] and options = {...}")
-    _keys(probes, {"families", "options"}, "probes", fail)
+    keys(probes, {"families", "options"}, "probes", fail)
     pdict = probes.get("options", {})
     if not isinstance(pdict, dict):
         fail("probes.options", "expected a table, e.g. options = { max_facts = 50, relearn = { steps = 10 } }")
     pdict = dict(pdict)
     if "families" in probes:
-        pdict["families"] = tuple(_list_of(probes["families"], str, "probes.families", fail))
+        pdict["families"] = tuple(list_of(probes["families"], str, "probes.families", fail))
     try:
         pconfig = ProbeConfig.from_options(pdict)
     except WorkbenchInputError as exc:
@@ -344,66 +336,3 @@ def parse_study(data: dict, source: str = "<study>") -> Study:
         fail("operator", "the study expands to no cell: no operator pairs with any localiser "
                          "(check operator.localisers and the localisers' site kinds)")
     return study
-
-
-def _tables(data, key, fail, required=False) -> list[dict]:
-    value = data.get(key, [])
-    if isinstance(value, dict):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        fail(key, f"expected one or more [[{key}]] tables")
-    if required and not value:
-        fail(key, f"at least one [[{key}]] table is required")
-    return value
-
-
-def _keys(table: dict, accepted: set, where: str, fail) -> None:
-    unknown = sorted(set(table) - accepted)
-    if unknown:
-        fail(f"{where}.{unknown[0]}", f"unknown key; accepted: {', '.join(sorted(accepted))}")
-
-
-def _list_of(value, typ, key, fail) -> list:
-    if not isinstance(value, list) or not value:
-        fail(key, f"expected a non-empty list, got {value!r}")
-    for v in value:
-        if not isinstance(v, typ) or isinstance(v, bool):
-            name = typ.__name__ if isinstance(typ, type) else "number"
-            fail(key, f"{v!r} is not a {name}")
-    if len(set(value)) != len(value):
-        fail(key, f"{value!r} lists a value twice (the same cells would run twice)")
-    return value
-
-
-def _options(entry: dict, where: str, config_cls, fail) -> dict:
-    options = entry.get("options", {})
-    if not isinstance(options, dict):
-        fail(f"{where}.options", "expected a table, e.g. options = { key = value }")
-    try:
-        config_from_dict(config_cls, options)
-    except WorkbenchInputError as exc:
-        fail(f"{where}.options", str(exc))
-    return dict(options)
-
-
-def _models(entry: dict, where: str, specs: set, fail) -> tuple[str, ...] | None:
-    if "models" not in entry:
-        return None
-    models = tuple(_list_of(entry["models"], str, f"{where}.models", fail))
-    for m in models:
-        if m not in specs:
-            fail(f"{where}.models", f"{m!r} is not one of the study's models ({', '.join(sorted(specs))})")
-    return models
-
-
-def _check_model_spec(spec: str, key: str, fail) -> None:
-    """Parse the spec without loading anything (testbed options are checked here)."""
-    from ..models import parse_kind
-
-    try:
-        kind = parse_kind(spec)
-        if kind == "testbed":
-            from ..models.testbed import TestbedSpec
-            TestbedSpec.parse(spec)
-    except WorkbenchInputError as exc:
-        fail(key, str(exc))
