@@ -92,9 +92,9 @@ RELATIONS_ONE = [  # on intervals: "resolved" = the 95% interval lies above 0; "
     '    assert resolved(f"{name} forget_excess @0.05") and verdict[name, 0.05] == "unspecific", name',
     'assert verdict["random", 0.01] != "specific" and verdict["random", 0.05] != "specific", "the null"',
     'assert within("concept forget_excess @0.05", NOTHING), "concept ~ random"',
-    'if smol is not None:',
-    '    assert within("smol concept forget_excess @0.01", NOTHING)',
-    '    assert resolved("smol circuits forget_excess @0.01")',
+    'if smol is not None:  # SmolLM2: the top nodes are whole MLPs; the concept vectors are not shown specific',
+    '    assert resolved("smol circuits forget_excess @0.01") and verdict["smol circuits", 0.01] == "unspecific"',
+    '    assert verdict["smol concept", 0.01] != "specific"',
 ]
 CONCLUSION_ONE = """## Conclusion (every number is this run's; [low, high]: 95% interval over people)
 
@@ -125,8 +125,9 @@ CONCLUSION_ONE = """## Conclusion (every number is this run's; [low, high]: 95% 
 - **Concept vectors find nothing to ablate here** (`{verdict["concept", 0.05]}` at 5%: forget excess
   [{m["concept forget_excess @0.05 low"]:.3f}, {m["concept forget_excess @0.05 high"]:.3f}], within
   {NOTHING:.2f}): the fictitious people share their answers (cities, jobs) with everyone else, so the forget
-  facts have no vocabulary of their own for a value vector to write; whether the scorer could see one
-  is the planted-signal test's question. Random weights read `{verdict["random", 0.05]}`.
+  facts have no vocabulary of their own for a value vector to write, and on planted neurons the
+  scorer finds only a part of the signal (tests/integration/test_planted.py), so this null says
+  little about the paper's premise. Random weights read `{verdict["random", 0.05]}`.
 {smol_line}"""
 SMOL_LINE = ("smol_line = (\"\" if smol is None else f\"- On SmolLM2 at 1% of the parameters, concept vectors read "
              "`{verdict['smol concept', 0.01]}` (forget excess over random vectors [{m['smol concept forget_excess @0.01 low']:.3f}, "

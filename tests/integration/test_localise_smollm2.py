@@ -12,7 +12,7 @@ from workbench.tasks.prompts import eval_examples
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RUNS = {
-    "concept": ("concept", {"layers": "10,11,12,13,14,15"}),  # mid layers, as the paper (all 30 take ~20 s)
+    "concept": ("concept", {"layers": "10,11,12,13,14,15", "filter": 5}),  # mid layers; a short causal filter
     "circuits[oct]": ("circuits", {}),
     "circuits[flu]": ("circuits", {"mode": "flu"}),
     "wagle": ("wagle", {"max_facts": 40}),

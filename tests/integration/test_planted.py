@@ -8,8 +8,8 @@ must fail the same test (so the test can fail).
 
 Measured on the AVX2 machine, the mean share of the planted neurons among a localiser's top 16
 of 2,048 neurons (chance: 0.008), planted / null: circuits[oct,neuron] 0.66 / 0.00, WAGLE 0.69 /
-0.03, SalUn 0.78 / 0.19, SNIP 0.78 / 0.09, selective 0.28 / 0.00, concept 0.06 / 0.03,
-magnitude 0.06 / 0.06."""
+0.03, SalUn 0.78 / 0.19, SNIP 0.78 / 0.09, selective 0.28 / 0.00, concept (resolved scorer)
+about 0.16 / 0.00 (the earlier top-k scorer: 0.06 / 0.03), magnitude 0.06 / 0.06."""
 import pytest
 
 from workbench.faithfulness.planted import person_task, plant_expert, plant_neurons
@@ -25,8 +25,9 @@ WEIGHT_RUNS = {"wagle": ("wagle", {}), "salun": ("salun", {})}
 WEIGHT_RUNS["snip"] = ("snip", {})
 # measured failures (strict xfail: a fix is noticed)
 FAILING = {
-    "concept": ("concept", {}, "0.06 planted vs 0.03 null: the scorer's vocabulary projection ties and ignores "
-                               "whether a neuron fires (issue 18 item 2)"),
+    "concept": ("concept", {}, "about 0.16 planted vs 0.00 null with the resolved scorer (the top-k entity scorer: "
+                               "0.06 / 0.03): the planted neurons' value vectors need not write the answers "
+                               "through the unembedding directly, which is the paper's premise"),
     "selective": ("selective", {}, "0.28 planted vs 0.00 null: 35x chance and clean in the null, but below "
                                    "half of the planted neurons (why is not yet understood)"),
 }

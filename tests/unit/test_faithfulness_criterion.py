@@ -104,3 +104,11 @@ def test_random_weight_masks_match_each_tensor_and_overlap_only_beyond_half():
     top3["a"][:5] = False
     masks, overlap = random_weight_masks(top3, gen)
     assert int(masks["a"].sum()) == 95 and overlap == 90
+
+
+def test_a_check_with_nothing_to_lose_has_no_power_to_say_no_effect():
+    examples = {s: _examples(20, 5, s) for s in ("forget", "neighbour", "retain_eval")}
+    base = {**{s: [1.0] * 100 for s in examples}, "forget": [0.0] * 100}  # the model knows no forget fact
+    row = drops(base, base, [base], examples)
+    assert row["forget_before"] == 0 and row["intervals"]["forget_excess"] == [0.0, 0.0]
+    assert judge(row) == "inconclusive", row  # not "no effect": no drop could have been seen

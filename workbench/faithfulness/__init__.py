@@ -58,8 +58,8 @@ _ABLATION_COLUMNS = ["budget", "n", "params", *_DROP_COLUMNS, "random_overlap"]
 LEGEND = (f"drops in accuracy (before - after) on held-out forget / neighbour / retain_eval facts (evaluation forms); "
           f"*_random: the mean drop of random sites of the same kind, stratified, excluding the top sites; "
           f"*_excess_95: 95% interval over people of drop - random; verdict: specific (forget excess an effect "
-          f">= {MIN_EFFECT} and above both others' excess), unspecific (neighbour or retain_eval itself falls by an "
-          f"effect), no effect (forget excess below {MIN_EFFECT} for its whole interval), inconclusive")
+          f">= {MIN_EFFECT} and above both others' excess), unspecific (neighbour or retain_eval falls by an effect "
+          f"beyond random sites), no effect (forget excess below {MIN_EFFECT} for its whole interval), inconclusive")
 
 
 def check(loaded, task, loc: Localisation, budgets=(0.01, 0.05), draws: int = DRAWS, max_facts: int = 200,

@@ -2,7 +2,10 @@
 does: measure accuracy with an edit on, against the same with random edits of the same kind.
 
 **What is measured.** Three held-out sets (`check_examples`), all in the task's evaluation forms
-(the forms no localiser reads, `workbench.tasks.declared.eval_forms`): `forget` (the forget
+(the forms no localiser reads, `workbench.tasks.declared.eval_forms`; for a real model's task,
+which has no training record and whose usable facts are those the model completes in the
+declarative forms, those forms: the forget facts' forms are then the ones the localiser read
+too, the neighbour and retain-eval people are still held out): `forget` (the forget
 facts), `neighbour` (the people built to resemble the forget people: the hard case) and
 `retain_eval` (the retain people no edit or localiser reads). For each, the **drop** in accuracy
 (before - after) when the top sites are edited, the **random drop** (the mean over random draws
@@ -15,12 +18,14 @@ over people (`workbench.stats`).
 - `specific`: the forget excess is an effect (its interval lies above 0 and it is at least
   `min_effect`) and lies significantly above the neighbour excess and the retain_eval excess
   (the intervals of both differences lie above 0);
-- `unspecific`: not specific, and the edit breaks what it should spare: the neighbour or the
-  retain_eval drop itself is an effect (interval above 0, at least `min_effect`). Ablating a
-  whole late MLP reads `unspecific`: it breaks everything;
+- `unspecific`: not specific, and the edit breaks what it should spare beyond what random sites
+  of the same kind break: the neighbour or the retain_eval excess is an effect (interval above
+  0, at least `min_effect`). Ablating a whole late MLP reads `unspecific`: it breaks everything;
 - `no effect`: the forget excess's interval lies below `min_effect` (the check could have seen
   an effect of that size and did not) and nothing else broke;
-- `inconclusive`: anything else (an effect the intervals cannot tell from noise).
+- `inconclusive`: anything else (an effect the intervals cannot tell from noise), and always
+  when forget accuracy before the edit is below `min_effect`: with nothing to lose, the check
+  has no power to see an effect.
 """
 from __future__ import annotations
 
@@ -33,6 +38,7 @@ from ..errors import WorkbenchInputError
 from ..models.scoring import score_examples
 from ..stats import difference_interval, mean_interval
 from ..tasks.declared import eval_forms, retain_eval_facts
+from ..tasks.prompts import default_forms
 from ..tasks.task import subsample_facts
 
 SPLITS = ("forget", "neighbour", "retain_eval")  # what every check measures, in this order
@@ -46,7 +52,7 @@ def check_examples(task, max_facts: int | None = 200, seed: int = 0) -> dict[str
     """The held-out examples every check scores: each split's facts (at most `max_facts`,
     `subsample_facts`) in the evaluation forms (every non-multiple-choice form where the task
     has none held out). A split the task lacks (no neighbours) is an empty list."""
-    forms = eval_forms(task) or None
+    forms = (eval_forms(task) or None) if task.trained is not None else default_forms(task)
     sources = {"forget": task.facts("forget"), "neighbour": task.facts("neighbour"),
                "retain_eval": retain_eval_facts(task)}
     out = {s: task.render_all(subsample_facts(facts, max_facts, seed, s), forms, mcq=False)
@@ -68,12 +74,12 @@ def judge(row: dict, min_effect: float = MIN_EFFECT) -> str:
     iv = row["intervals"]
     others = [s for s in OTHERS if f"{s}_drop" in row]
     forget = iv.get("forget_excess")
-    if forget is None or not all(math.isfinite(x) for x in forget):
+    if forget is None or not all(math.isfinite(x) for x in forget) or row.get("forget_before", 1.0) < min_effect:
         return "inconclusive"
     if effect(row["forget_excess"], forget, min_effect) and all(
             iv[f"forget_minus_{s}"][0] > 0 for s in others):
         return "specific"
-    if any(effect(row[f"{s}_drop"], iv[f"{s}_drop"], min_effect) for s in others):
+    if any(effect(row[f"{s}_excess"], iv[f"{s}_excess"], min_effect) for s in others):
         return "unspecific"
     if forget[1] < min_effect:
         return "no effect"
