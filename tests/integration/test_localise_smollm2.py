@@ -3,11 +3,8 @@ task (forget = facts about France). Slow ones use a subset of layers (named belo
 import pytest
 import torch
 
-from workbench.edit import Edit
-from workbench.edit.ablations import unit_ablation
+from workbench.faithfulness import ablation_check
 from workbench.localise import localise
-from workbench.models.readouts import accuracies
-from workbench.tasks.prompts import eval_examples
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -40,16 +37,16 @@ def test_localiser_runs_on_smollm2(label, smollm2, task):
     assert masks and all(m.any() for m in masks.values())
 
 
-def test_oct_top_nodes_carry_the_facts(smollm2, task):
-    """Mean-ablating the 3 top OCT nodes breaks the France facts; 3 random ones do not."""
-    loc = localise(smollm2, task, "circuits", {}, progress=False)
-    examples = eval_examples(task, max_facts=40)
-    base = accuracies(smollm2, task, examples=examples)
-    ablated = Edit("ablate", interventions=unit_ablation(smollm2, task, loc.top(k=3), "mean", max_facts=40,
-                                                         positions="after_first"))
-    with ablated.applied(smollm2.model):
-        top = accuracies(smollm2, task, examples=examples)
-    assert base["forget"] - top["forget"] >= 0.5
+def test_oct_top_nodes_against_random_nodes_of_the_same_kind(smollm2, task):
+    """The OCT circuit's top nodes at 1% of the parameters, against 20 draws of random nodes of
+    the same kind (stratified, excluding the top), on held-out neighbours and retain-eval
+    countries. Measured (attribution patching): two nodes, 2.8 M parameters; forget excess
+    [0.618, 0.906] but neighbour excess [0.630, 0.780]: whole MLPs, `unspecific`."""
+    loc = localise(smollm2, task, "circuits", {"mode": "oct", "method": "attribution"}, progress=False)
+    row = ablation_check(smollm2, task, loc, budgets=(0.01,), max_facts=30)[0]
+    assert row.forget_before >= 0.5, row.as_dict()  # the check has accuracy to lose
+    assert row.intervals["forget_excess"][0] > 0, row.as_dict()  # beyond random nodes
+    assert row.verdict == "unspecific", row.as_dict()  # and beyond random for everyone else too
 
 
 def test_sae_path_on_smollm2(smollm2):

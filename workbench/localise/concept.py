@@ -37,7 +37,6 @@ from typing import Literal
 
 import torch
 
-from ..edit.edit import Edit
 from ..errors import WorkbenchInputError
 from ..hooks import hook_session
 from ..models.arch import resolve, table_for
@@ -154,11 +153,15 @@ def causal_filter(loaded, task, candidates: list[NeuronSite], sigma: float, z: f
     out = []
     for site in candidates:
         ps = resolve(site, model).params[0]  # the value vector
-        w = model.get_parameter(ps.name).detach().clone()
-        v = w[ps.index]
-        w[ps.index] = v + torch.randn(v.shape, generator=gen) * sigma * float(v.norm())
-        with Edit("noise", {ps.name: w}).applied(model):
+        param = model.get_parameter(ps.name)
+        with torch.no_grad():
+            saved = param[ps.index].clone()
+            param[ps.index] += torch.randn(saved.shape, generator=gen).to(saved.dtype) * sigma * float(saved.norm())
+        try:
             after = logp()
+        finally:
+            with torch.no_grad():  # the vector back, bit for bit
+                param[ps.index] = saved
         (f, sf), (r, sr) = (mean_se([b - a for b, a in zip(base[s], after[s])]) for s in ("forget", "retain"))
         out.append({"site": str(site), "forget_drop": f, "retain_drop": r,
                     "kept": f > 0 and f - r > z * (sf ** 2 + sr ** 2) ** 0.5})
